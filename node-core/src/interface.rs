@@ -1,0 +1,432 @@
+//! The vocabulary between a driver and the [`Node`](crate::Node): ids, inputs, outputs, events and
+//! commands. Everything is plain data (`Debug + Clone`) so a run can be logged and replayed.
+
+use crate::identity::PeerId;
+use crate::wire::{MsgId, TransferId};
+use std::net::SocketAddr;
+
+/// A link as the core knows it. Outbound links get their id from the core (in
+/// [`Output::OpenLink`]); inbound ones from [`Node::allocate_link_id`](crate::Node::allocate_link_id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkId(pub u64);
+
+/// Id of a command, returned by [`Node::command`](crate::Node::command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CommandId(pub u64);
+
+/// BLAKE3 hash of a whole file: the name of its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileHash(pub [u8; 32]);
+
+impl core::fmt::Display for FileHash {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Who opened a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    /// The peer dialed us.
+    Inbound,
+    /// We dialed the peer.
+    Outbound,
+}
+
+/// The transport under a link. The core treats them alike; UIs show the difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum LinkKind {
+    /// TCP with Noise XX.
+    Tcp,
+    /// QUIC after a UDP punch.
+    Quic,
+    /// A WebRTC data channel.
+    WebRtc,
+    /// Through the bootstrap server's relay.
+    Relay,
+}
+
+impl LinkKind {
+    /// Lowercase name for UIs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Tcp => "tcp",
+            LinkKind::Quic => "quic",
+            LinkKind::WebRtc => "webrtc",
+            LinkKind::Relay => "relay",
+        }
+    }
+}
+
+/// Where a datagram goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatagramDest {
+    /// Every LAN broadcast and multicast destination the driver has, on this discovery port.
+    LanBroadcast {
+        /// The designated pool port.
+        port: u16,
+    },
+    /// One address.
+    Unicast(SocketAddr),
+}
+
+/// Something that happened outside the core.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A UDP datagram arrived (discovery traffic).
+    Datagram {
+        /// Its source: the only address a discovery reply or dial may go to.
+        from: SocketAddr,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
+    /// A link finished its transport handshake; `peer` is what the transport authenticated.
+    LinkUp {
+        /// The link.
+        link: LinkId,
+        /// The authenticated remote identity.
+        peer: PeerId,
+        /// Who dialed.
+        direction: Direction,
+        /// The remote socket address.
+        remote_addr: SocketAddr,
+        /// The transport.
+        kind: LinkKind,
+    },
+    /// An [`Output::OpenLink`] did not come up.
+    LinkFailed {
+        /// The link.
+        link: LinkId,
+        /// Why, for logs and the doctor.
+        reason: String,
+    },
+    /// An up link closed without the core asking.
+    LinkClosed {
+        /// The link.
+        link: LinkId,
+        /// Why.
+        reason: String,
+    },
+    /// One whole frame arrived on a link.
+    Frame {
+        /// The link.
+        link: LinkId,
+        /// The frame payload (without the length prefix).
+        data: Vec<u8>,
+    },
+    /// The answer to an [`Output::ReadChunk`].
+    ChunkRead {
+        /// The content it was read from.
+        file: FileHash,
+        /// Chunk index.
+        index: u32,
+        /// The bytes, or why they could not be read.
+        result: Result<Vec<u8>, String>,
+    },
+    /// The answer to an [`Output::FinalizeDownload`].
+    DownloadFinalized {
+        /// The content.
+        file: FileHash,
+        /// The final path, or why finalizing failed (the whole-file hash did not match, the disk...).
+        result: Result<String, String>,
+    },
+    /// Writing a chunk of a download failed; the download fails.
+    StorageFailed {
+        /// The content.
+        file: FileHash,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Something the driver must do.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Send a datagram.
+    Transmit {
+        /// Where.
+        dest: DatagramDest,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Dial `addr`; report [`Input::LinkUp`] or [`Input::LinkFailed`] for `link`.
+    OpenLink {
+        /// The id the core chose.
+        link: LinkId,
+        /// Where to dial.
+        addr: SocketAddr,
+        /// The identity the transport must authenticate, when known; anyone else is refused.
+        expect: Option<PeerId>,
+        /// The transport to use.
+        kind: LinkKind,
+    },
+    /// Send one frame (the driver adds the length prefix).
+    SendFrame {
+        /// The link.
+        link: LinkId,
+        /// The encoded message.
+        data: Vec<u8>,
+    },
+    /// Close a link after flushing frames already queued on it. No `LinkClosed` is expected back.
+    CloseLink {
+        /// The link.
+        link: LinkId,
+        /// Why.
+        reason: String,
+    },
+    /// Read a chunk of a file this node offered; answer with [`Input::ChunkRead`].
+    ReadChunk {
+        /// The content.
+        file: FileHash,
+        /// Chunk index.
+        index: u32,
+        /// Byte offset.
+        offset: u64,
+        /// Byte count.
+        len: u32,
+    },
+    /// Write verified bytes of a download at `offset`, and record that chunk `index` is on disk.
+    WriteChunk {
+        /// The content.
+        file: FileHash,
+        /// Chunk index.
+        index: u32,
+        /// Byte offset.
+        offset: u64,
+        /// The verified bytes.
+        data: Vec<u8>,
+    },
+    /// Every chunk is verified and written: check the whole-file hash, rename without overwriting,
+    /// and answer with [`Input::DownloadFinalized`].
+    FinalizeDownload {
+        /// The content (also the expected whole-file hash).
+        file: FileHash,
+        /// The sender's name for the file (unsanitized; the driver makes it safe).
+        name: String,
+        /// Expected size.
+        size: u64,
+    },
+    /// Something for the application.
+    Event(Event),
+}
+
+/// Something the application may want to show.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A valid announcement from a node we did not know.
+    PeerDiscovered {
+        /// Who.
+        peer: PeerId,
+        /// Its name.
+        name: String,
+        /// The address we will dial.
+        addr: SocketAddr,
+    },
+    /// A link finished `Hello` and is in use.
+    PeerConnected {
+        /// Who.
+        peer: PeerId,
+        /// Its name.
+        name: String,
+        /// The transport.
+        kind: LinkKind,
+        /// Its address.
+        addr: SocketAddr,
+        /// Who dialed.
+        direction: Direction,
+    },
+    /// The last link to a peer went away.
+    PeerDisconnected {
+        /// Who.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// A broadcast chat message, delivered once.
+    Chat {
+        /// Author.
+        from: PeerId,
+        /// Author's name.
+        from_name: String,
+        /// Text.
+        text: String,
+        /// Message id.
+        msg_id: MsgId,
+    },
+    /// A direct message for this node.
+    Direct {
+        /// Author.
+        from: PeerId,
+        /// Text.
+        text: String,
+        /// Message id.
+        msg_id: MsgId,
+    },
+    /// An offer of a file; answer with [`Command::AcceptOffer`] or [`Command::DeclineOffer`].
+    TransferOffered {
+        /// The sender's transfer id.
+        transfer_id: TransferId,
+        /// The sender.
+        from: PeerId,
+        /// The sender's file name (unsanitized).
+        name: String,
+        /// Size in bytes.
+        size: u64,
+        /// Chunk size.
+        chunk_size: u32,
+        /// The whole-file hash.
+        file: FileHash,
+    },
+    /// An offer this node made is queued.
+    TransferStarted {
+        /// The command that asked for it.
+        command: CommandId,
+        /// The new transfer's id.
+        transfer_id: TransferId,
+        /// The receiver.
+        to: PeerId,
+    },
+    /// Receiving progress.
+    TransferProgress {
+        /// The transfer.
+        transfer_id: TransferId,
+        /// Bytes verified (including what was on disk from before).
+        done: u64,
+        /// Total bytes.
+        total: u64,
+    },
+    /// Sending progress: bytes this node has served for one of its offers since it started.
+    TransferSent {
+        /// The transfer.
+        transfer_id: TransferId,
+        /// The receiver.
+        to: PeerId,
+        /// Bytes sent by this process for this transfer.
+        sent: u64,
+        /// The file size.
+        total: u64,
+        /// Whether the receiver confirmed it has the whole file.
+        complete: bool,
+    },
+    /// A download is verified and in place.
+    TransferDone {
+        /// The transfer.
+        transfer_id: TransferId,
+        /// The first sender.
+        from: PeerId,
+        /// Where it is.
+        path: String,
+        /// Size.
+        size: u64,
+        /// Whole-file hash.
+        file: FileHash,
+    },
+    /// A transfer ended without the file.
+    TransferFailed {
+        /// The transfer.
+        transfer_id: TransferId,
+        /// Why.
+        reason: String,
+    },
+    /// A peer broke the protocol; the link was closed.
+    PeerMisbehaved {
+        /// Who.
+        peer: PeerId,
+        /// What it did.
+        reason: String,
+    },
+}
+
+/// What the application asks of the node.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Command {
+    /// Dial an address, optionally expecting a given identity there. The address is remembered
+    /// and redialed with backoff whenever its link drops.
+    Connect {
+        /// Where.
+        addr: SocketAddr,
+        /// Whom to expect.
+        expect: Option<PeerId>,
+    },
+    /// Announce now with a fresh start burst.
+    Discover,
+    /// Broadcast a chat message.
+    Chat {
+        /// Text.
+        text: String,
+    },
+    /// Send a direct message.
+    Direct {
+        /// Recipient.
+        to: PeerId,
+        /// Text.
+        text: String,
+    },
+    /// Offer a file the driver has hashed.
+    OfferFile {
+        /// Recipient.
+        to: PeerId,
+        /// File name to show.
+        name: String,
+        /// Size in bytes.
+        size: u64,
+        /// Chunk size used for `chunk_hashes`.
+        chunk_size: u32,
+        /// BLAKE3 of the whole file.
+        file: FileHash,
+        /// BLAKE3 of each chunk.
+        chunk_hashes: Vec<[u8; 32]>,
+    },
+    /// Accept an offer; `have` marks chunks already on disk from an earlier attempt.
+    AcceptOffer {
+        /// The sender.
+        from: PeerId,
+        /// The offer.
+        transfer_id: TransferId,
+        /// One flag per chunk, or empty for "nothing yet".
+        have: Vec<bool>,
+    },
+    /// Decline an offer.
+    DeclineOffer {
+        /// The sender.
+        from: PeerId,
+        /// The offer.
+        transfer_id: TransferId,
+        /// Why.
+        reason: String,
+    },
+    /// Close links with everyone, politely.
+    Shutdown,
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The text is longer than the protocol allows.
+    #[error("text too long: {len} bytes, at most {max}")]
+    TextTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// No link or route is known to that peer right now.
+    #[error("peer {0} is not connected")]
+    NotConnected(String),
+    /// There is no such pending offer.
+    #[error("no pending offer {0}")]
+    NoSuchOffer(String),
+    /// The file description is inconsistent (hash count, chunk size, name).
+    #[error("invalid file description: {0}")]
+    InvalidFile(&'static str),
+    /// Sending to oneself.
+    #[error("that is this node's own id")]
+    SelfTarget,
+}

@@ -1,0 +1,565 @@
+//! Link lifecycle: dial, authenticate (`Hello`), keep one link per peer, keep it alive, close it.
+
+use super::peers::{push_front_bounded, Source};
+
+use super::Node;
+use crate::identity::PeerId;
+use crate::interface::{Direction, Event, LinkId, LinkKind, Output};
+use crate::time::Instant;
+use crate::wire::{self, Capabilities, Decoded, Hello, Message, PeerInfo, MAX_ADDRS, MAX_PEX_ENTRIES};
+use core::time::Duration;
+use rand_core::RngCore;
+use std::net::SocketAddr;
+
+/// A link that authenticated but sent no `Hello` within this is closed.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// A dial the driver never answered is given up after this.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most dials in flight at once.
+const MAX_CONCURRENT_DIALS: usize = 8;
+/// Least time between two peer-exchange answers on one link.
+const PEX_ANSWER_INTERVAL: Duration = Duration::from_secs(5);
+/// The higher id waits this long after discovering a peer before dialing it, so the lower id's
+/// dial usually wins and no duplicate link is made.
+const HIGHER_ID_DIAL_DELAY: Duration = Duration::from_millis(1500);
+
+/// A `--connect` address whose identity is not known yet.
+#[derive(Debug, Clone)]
+pub(super) struct PendingConnect {
+    pub failures: u32,
+    pub next_dial: Instant,
+    pub link: Option<LinkId>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum LinkState {
+    Dialing,
+    Handshaking { peer: PeerId },
+    Established { peer: PeerId, name: String },
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Link {
+    pub direction: Direction,
+    pub kind: LinkKind,
+    pub addr: SocketAddr,
+    pub expect: Option<PeerId>,
+    pub state: LinkState,
+    pub opened_at: Instant,
+    pub last_rx: Instant,
+    pub last_ping: Instant,
+    pub ping: Option<(u64, Instant)>,
+    pub rtt: Option<Duration>,
+    /// The peer's advertised TCP listen port, from its `Hello`.
+    pub listen_port: Option<u16>,
+    pub last_pex_answer: Option<Instant>,
+}
+
+impl Link {
+    pub fn established(&self) -> Option<(PeerId, &str)> {
+        match &self.state {
+            LinkState::Established { peer, name } => Some((*peer, name)),
+            _ => None,
+        }
+    }
+
+    fn peer(&self) -> Option<PeerId> {
+        match &self.state {
+            LinkState::Dialing => None,
+            LinkState::Handshaking { peer } | LinkState::Established { peer, .. } => Some(*peer),
+        }
+    }
+
+    /// Where a third party could dial this peer: the address we dialed, or the source IP of its
+    /// inbound link with the listen port it told us.
+    fn dialable_addr(&self) -> Option<SocketAddr> {
+        match self.direction {
+            Direction::Outbound => Some(self.addr),
+            Direction::Inbound => self.listen_port.map(|p| SocketAddr::new(self.addr.ip(), p)),
+        }
+    }
+}
+
+impl Node {
+    /// Remembers a `--connect` target and dials it now.
+    pub(super) fn connect(&mut self, now: Instant, addr: SocketAddr, expect: Option<PeerId>) {
+        if let Some(peer) = expect {
+            self.peers.observe(peer, "", Some(addr), Source::Manual, now);
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.next_dial = now;
+                p.failures = 0;
+            }
+            self.dial_candidates(now);
+            return;
+        }
+        // Identity unknown until the handshake: keep the address as a target, redialed with
+        // backoff until a link to it completes `Hello`; then it becomes a manual known peer.
+        self.pending_connects.insert(addr, PendingConnect { failures: 0, next_dial: now, link: None });
+        self.dial_candidates(now);
+    }
+
+    fn open_link(&mut self, now: Instant, addr: SocketAddr, expect: Option<PeerId>) -> LinkId {
+        let link = self.allocate_link_id();
+        self.links.insert(
+            link,
+            Link {
+                direction: Direction::Outbound,
+                kind: LinkKind::Tcp,
+                addr,
+                expect,
+                state: LinkState::Dialing,
+                opened_at: now,
+                last_rx: now,
+                last_ping: now,
+                ping: None,
+                rtt: None,
+                listen_port: None,
+                last_pex_answer: None,
+            },
+        );
+        self.outputs.push_back(Output::OpenLink { link, addr, expect, kind: LinkKind::Tcp });
+        link
+    }
+
+    fn counts(&self) -> (usize, usize, usize) {
+        let (mut established, mut outbound, mut dialing) = (0, 0, 0);
+        for l in self.links.values() {
+            match l.state {
+                LinkState::Established { .. } => {
+                    established += 1;
+                    if l.direction == Direction::Outbound {
+                        outbound += 1;
+                    }
+                }
+                LinkState::Dialing => dialing += 1,
+                LinkState::Handshaking { .. } => {}
+            }
+        }
+        (established, outbound, dialing)
+    }
+
+    /// Dials known peers that are due, within the caps: total links, outbound share (a quarter of
+    /// the slots stay for inbound links, so no node only dials out), and dials in flight.
+    pub(super) fn dial_candidates(&mut self, now: Instant) {
+        let (established, outbound, mut dialing) = self.counts();
+        let max = self.config.max_peers;
+        let reserve = if max >= 4 { max / 4 } else { 0 };
+        let mut due: Vec<(PeerId, SocketAddr, bool)> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| {
+                **id != self.me && p.link.is_none() && p.dialing.is_none() && p.next_dial <= now && !p.addrs.is_empty()
+            })
+            .map(|(id, p)| (*id, p.addrs[0], p.source == Source::Manual))
+            .collect();
+        // Manual targets first: the user asked for them.
+        due.sort_by_key(|(_, _, manual)| !*manual);
+        let mut opened = 0;
+        let targets: Vec<SocketAddr> = self
+            .pending_connects
+            .iter()
+            .filter(|(_, t)| t.link.is_none() && t.next_dial <= now)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in targets {
+            if dialing >= MAX_CONCURRENT_DIALS || established + dialing >= max {
+                break;
+            }
+            let link = self.open_link(now, addr, None);
+            if let Some(t) = self.pending_connects.get_mut(&addr) {
+                t.link = Some(link);
+            }
+            dialing += 1;
+        }
+        for (peer, addr, manual) in due {
+            if dialing >= MAX_CONCURRENT_DIALS || established + dialing >= max {
+                break;
+            }
+            if !manual && outbound + opened + dialing >= max.saturating_sub(reserve) {
+                continue;
+            }
+            let link = self.open_link(now, addr, Some(peer));
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.dialing = Some(link);
+            }
+            dialing += 1;
+            opened += 1;
+        }
+    }
+
+    pub(super) fn handle_link_up(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        peer: PeerId,
+        direction: Direction,
+        remote_addr: SocketAddr,
+        kind: LinkKind,
+    ) {
+        let entry = self.links.entry(link).or_insert_with(|| Link {
+            direction,
+            kind,
+            addr: remote_addr,
+            expect: None,
+            state: LinkState::Dialing,
+            opened_at: now,
+            last_rx: now,
+            last_ping: now,
+            ping: None,
+            rtt: None,
+            listen_port: None,
+            last_pex_answer: None,
+        });
+        entry.kind = kind;
+        entry.last_rx = now;
+        let expect = entry.expect;
+        if peer == self.me {
+            self.close_link(link, "connected to ourselves", None);
+            return;
+        }
+        if expect.is_some_and(|e| e != peer) {
+            self.close_link(link, "the peer is not the identity we expected", None);
+            return;
+        }
+        if let Some(l) = self.links.get_mut(&link) {
+            l.state = LinkState::Handshaking { peer };
+        }
+        let hello = Hello {
+            protocol_version: wire::PROTOCOL_VERSION,
+            peer_id: self.me,
+            name: self.config.name.clone(),
+            mesh_id: self.config.mesh_id.clone(),
+            listen_port: self.config.tcp_port,
+            listen_addrs: self.config.listen_addrs.iter().take(MAX_ADDRS).copied().collect(),
+            capabilities: Capabilities(Capabilities::FILES | Capabilities::RELAY_BROADCAST),
+        };
+        self.send(link, &Message::Hello(hello));
+    }
+
+    /// A link went away: a dial that failed, or an up link that closed.
+    pub(super) fn handle_link_gone(&mut self, now: Instant, link: LinkId, reason: &str) {
+        let Some(l) = self.links.remove(&link) else {
+            return; // we closed it ourselves
+        };
+        match l.state {
+            LinkState::Dialing | LinkState::Handshaking { .. } => {
+                let peer = l.expect.or_else(|| l.peer());
+                if let Some(peer) = peer {
+                    if self.peers.get(&peer).is_some_and(|p| p.dialing == Some(link)) {
+                        let jitter = self.jitter();
+                        self.peers.dial_failed(&peer, now, jitter);
+                    }
+                }
+                let jitter = self.jitter();
+                if let Some(t) = self.pending_connects.values_mut().find(|t| t.link == Some(link)) {
+                    t.link = None;
+                    t.failures = t.failures.saturating_add(1);
+                    t.next_dial = now + super::peers::backoff(t.failures, jitter);
+                }
+            }
+            LinkState::Established { peer, .. } => self.peer_lost(now, peer, link, reason),
+        }
+    }
+
+    /// Bookkeeping when an established link to `peer` ends.
+    fn peer_lost(&mut self, now: Instant, peer: PeerId, link: LinkId, reason: &str) {
+        let jitter = self.jitter();
+        if let Some(p) = self.peers.get_mut(&peer) {
+            if p.link == Some(link) {
+                p.link = None;
+                p.failures = 0;
+                p.next_dial = now + super::peers::backoff(1, jitter);
+            }
+        }
+        if self.peers.link_of(&peer).is_none() {
+            let actions = self.transfers.on_peer_disconnected(now, peer);
+            self.apply(actions);
+            self.emit(Event::PeerDisconnected { peer, reason: reason.to_owned() });
+        }
+    }
+
+    fn jitter(&mut self) -> f64 {
+        0.8 + 0.4 * (self.rng.next_u32() as f64 / u32::MAX as f64)
+    }
+
+    /// Closes a link we decided to drop. `lost` says whether a peer loss should be reported.
+    pub(super) fn close_link(&mut self, link: LinkId, reason: &str, now: Option<Instant>) {
+        let Some(l) = self.links.remove(&link) else {
+            return;
+        };
+        self.outputs.push_back(Output::CloseLink { link, reason: reason.to_owned() });
+        match (&l.state, now) {
+            (LinkState::Established { peer, .. }, Some(now)) => {
+                let peer = *peer;
+                self.peer_lost(now, peer, link, reason)
+            }
+            (LinkState::Established { peer, .. }, None) => {
+                if let Some(p) = self.peers.get_mut(peer) {
+                    if p.link == Some(link) {
+                        p.link = None;
+                    }
+                }
+            }
+            _ => {
+                if let Some(p) = l.expect.or_else(|| l.peer()).and_then(|id| self.peers.get_mut(&id)) {
+                    if p.dialing == Some(link) {
+                        p.dialing = None;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn misbehaved(&mut self, link: LinkId, reason: &str) {
+        self.stats.misbehaving_links += 1;
+        let peer = self.links.get(&link).and_then(|l| l.peer());
+        if let Some(peer) = peer {
+            self.emit(Event::PeerMisbehaved { peer, reason: reason.to_owned() });
+        }
+        let now = self.now;
+        self.close_link(link, reason, Some(now));
+        // Misbehaving peers are not redialed soon.
+        let jitter = self.jitter();
+        if let Some(p) = peer.and_then(|id| self.peers.get_mut(&id)) {
+            p.failures = p.failures.saturating_add(3);
+            p.next_dial = now + super::peers::backoff(p.failures, jitter);
+        }
+    }
+
+    pub(super) fn handle_frame(&mut self, now: Instant, link: LinkId, data: &[u8]) {
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
+        l.last_rx = now;
+        let msg = match wire::decode(data) {
+            Ok(Decoded::Message(m)) => m,
+            Ok(Decoded::UnknownKind(_)) => {
+                self.stats.unknown_kinds += 1;
+                return;
+            }
+            Err(e) => return self.misbehaved(link, &e.to_string()),
+        };
+        if let Err(e) = msg.validate() {
+            return self.misbehaved(link, e);
+        }
+        match self.links.get(&link).map(|l| l.state.clone()) {
+            Some(LinkState::Handshaking { peer }) => match msg {
+                Message::Hello(h) => self.handle_hello(now, link, peer, h),
+                _ => self.misbehaved(link, "first message was not Hello"),
+            },
+            Some(LinkState::Established { peer, .. }) => self.handle_message(now, link, peer, msg),
+            _ => {}
+        }
+    }
+
+    fn handle_hello(&mut self, now: Instant, link: LinkId, peer: PeerId, hello: Hello) {
+        if hello.peer_id != peer {
+            return self.misbehaved(link, "Hello names another identity than the transport proved");
+        }
+        if hello.protocol_version != wire::PROTOCOL_VERSION {
+            return self.close_link(link, "incompatible protocol version", None);
+        }
+        if hello.mesh_id != self.config.mesh_id {
+            return self.close_link(link, "different mesh", None);
+        }
+        // One link per pair: if one is already up, keep the one dialed by the lower id.
+        if let Some(old) = self.peers.link_of(&peer) {
+            let keep_new = self.prefer_new_link(peer, old, link);
+            let drop = if keep_new { old } else { link };
+            self.close_link(drop, "duplicate link", None);
+            if !keep_new {
+                return;
+            }
+        }
+        let (established, _, _) = self.counts();
+        if established >= self.config.max_peers && !self.peers.get(&peer).is_some_and(|p| p.source == Source::Manual) {
+            let peers = self.exchange_list(Some(peer));
+            self.send(link, &Message::PeerExchange { peers });
+            self.send(link, &Message::Goodbye { reason: "peer limit reached".into() });
+            return self.close_link(link, "peer limit reached", None);
+        }
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
+        l.state = LinkState::Established { peer, name: hello.name.clone() };
+        l.listen_port = hello.listen_port;
+        l.last_ping = now;
+        let (direction, kind, addr) = (l.direction, l.kind, l.addr);
+        let dialable = l.dialable_addr();
+        let source = if direction == Direction::Outbound && l.expect.is_none() { Source::Manual } else { Source::Discovery };
+        self.peers.observe(peer, &hello.name, dialable, source, now);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.link = Some(link);
+            if p.dialing == Some(link) {
+                p.dialing = None;
+            }
+            p.failures = 0;
+        }
+        self.pending_connects.retain(|_, t| t.link != Some(link));
+        self.emit(Event::PeerConnected { peer, name: hello.name, kind, addr, direction });
+        let peers = self.exchange_list(Some(peer));
+        if !peers.is_empty() {
+            self.send(link, &Message::PeerExchange { peers });
+        }
+        self.send(link, &Message::PeerRequest);
+        let actions = self.transfers.on_peer_connected(now, peer);
+        self.apply(actions);
+    }
+
+    /// Whether `new` should replace `old` as the one link to `peer`: the lower id keeps its
+    /// outbound link, computed the same way on both ends so they agree without talking.
+    fn prefer_new_link(&self, peer: PeerId, old: LinkId, new: LinkId) -> bool {
+        let wanted = if self.me < peer { Direction::Outbound } else { Direction::Inbound };
+        let dir = |id: LinkId| self.links.get(&id).map(|l| l.direction);
+        match (dir(old), dir(new)) {
+            (Some(o), Some(n)) if o != n => n == wanted,
+            // Same direction (two dials to two addresses): keep the older.
+            _ => false,
+        }
+    }
+
+    fn handle_message(&mut self, now: Instant, link: LinkId, peer: PeerId, msg: Message) {
+        match msg {
+            Message::Hello(_) => self.misbehaved(link, "second Hello"),
+            Message::Ping { nonce } => self.send(link, &Message::Pong { nonce }),
+            Message::Pong { nonce } => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    if let Some((n, sent)) = l.ping {
+                        if n == nonce {
+                            l.rtt = Some(now - sent);
+                            l.ping = None;
+                        }
+                    }
+                }
+            }
+            Message::PeerRequest => {
+                let Some(l) = self.links.get_mut(&link) else { return };
+                if l.last_pex_answer.is_some_and(|t| now - t < PEX_ANSWER_INTERVAL) {
+                    return;
+                }
+                l.last_pex_answer = Some(now);
+                let peers = self.exchange_list(Some(peer));
+                self.send(link, &Message::PeerExchange { peers });
+            }
+            Message::PeerExchange { peers } => self.handle_peer_exchange(now, peers),
+            Message::Chat(c) => self.handle_chat(now, link, c),
+            Message::Direct(d) => self.handle_direct(now, link, d),
+            Message::Goodbye { reason } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    // It left on purpose: do not hammer it with redials.
+                    p.next_dial = now + Duration::from_secs(30);
+                }
+                self.close_link(link, &format!("peer said goodbye: {reason}"), Some(now));
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.next_dial = p.next_dial.max(now + Duration::from_secs(30));
+                }
+            }
+            other => {
+                let actions = self.transfers.on_message(now, peer, other);
+                self.apply(actions);
+            }
+        }
+    }
+
+    /// Established peers other than `except`, as dial hints for a neighbour.
+    pub(super) fn exchange_list(&self, except: Option<PeerId>) -> Vec<PeerInfo> {
+        self.links
+            .values()
+            .filter_map(|l| {
+                let (peer, name) = l.established()?;
+                if Some(peer) == except {
+                    return None;
+                }
+                Some(PeerInfo { peer_id: peer, name: name.to_owned(), addrs: l.dialable_addr().into_iter().collect() })
+            })
+            .take(MAX_PEX_ENTRIES)
+            .collect()
+    }
+
+    /// Peer exchange entries are hints: remembered, then verified by dialing with the PeerId expected.
+    fn handle_peer_exchange(&mut self, now: Instant, peers: Vec<PeerInfo>) {
+        for info in peers {
+            if info.peer_id == self.me {
+                continue;
+            }
+            let mut first = true;
+            for addr in info.addrs.iter().rev() {
+                self.peers.observe(info.peer_id, &info.name, Some(*addr), Source::Exchange, now);
+                first = false;
+            }
+            if first {
+                self.peers.observe(info.peer_id, &info.name, None, Source::Exchange, now);
+            }
+        }
+        self.dial_candidates(now);
+    }
+
+    pub(super) fn periodic_peer_exchange(&mut self) {
+        let established: Vec<LinkId> =
+            self.links.iter().filter(|(_, l)| l.established().is_some()).map(|(id, _)| *id).collect();
+        if established.is_empty() {
+            return;
+        }
+        let pick = established[(self.rng.next_u32() as usize) % established.len()];
+        self.send(pick, &Message::PeerRequest);
+    }
+
+    /// Liveness: pings quiet links, closes silent ones, gives up on stuck handshakes and dials.
+    pub(super) fn check_links(&mut self, now: Instant) {
+        let mut to_close = Vec::new();
+        let mut to_ping = Vec::new();
+        for (id, l) in &self.links {
+            let age = now - l.opened_at;
+            match l.state {
+                LinkState::Dialing if age > DIAL_TIMEOUT => to_close.push((*id, "dial timed out")),
+                LinkState::Handshaking { .. } if now - l.last_rx > HELLO_TIMEOUT => {
+                    to_close.push((*id, "no Hello in time"))
+                }
+                LinkState::Established { .. } if now - l.last_rx > self.config.stale_after => {
+                    to_close.push((*id, "timed out"))
+                }
+                LinkState::Established { .. } if now - l.last_ping >= self.config.ping_interval => to_ping.push(*id),
+                _ => {}
+            }
+        }
+        for (id, reason) in to_close {
+            let dialing = self.links.get(&id).is_some_and(|l| matches!(l.state, LinkState::Dialing));
+            if dialing {
+                self.outputs.push_back(Output::CloseLink { link: id, reason: reason.into() });
+                self.handle_link_gone(now, id, reason);
+            } else {
+                self.close_link(id, reason, Some(now));
+            }
+        }
+        if !self.has_room() {
+            return;
+        }
+        for id in to_ping {
+            let nonce = self.rng.next_u64();
+            if let Some(l) = self.links.get_mut(&id) {
+                l.last_ping = now;
+                l.ping = Some((nonce, now));
+            }
+            self.send(id, &Message::Ping { nonce });
+        }
+    }
+
+    /// Called by discovery for a newly seen peer: the lower id dials at once, the higher one a
+    /// moment later if no link has appeared by then.
+    pub(super) fn schedule_discovered_dial(&mut self, now: Instant, peer: PeerId) {
+        let delay = if self.me < peer { Duration::ZERO } else { HIGHER_ID_DIAL_DELAY };
+        if let Some(p) = self.peers.get_mut(&peer) {
+            if p.link.is_none() && p.dialing.is_none() && p.failures == 0 {
+                p.next_dial = now + delay;
+            }
+        }
+        self.dial_candidates(now);
+    }
+
+    /// Records the address a discovery announcement came from.
+    pub(super) fn note_discovered_addr(&mut self, peer: &PeerId, addr: SocketAddr) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            push_front_bounded(&mut p.addrs, addr);
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The receiving side: one download, fed by one or more sources.
+
+use super::{chunk_count, hash_list_hash, Action};
+use crate::identity::PeerId;
+use crate::interface::{CommandError, Event, FileHash, Output};
+use crate::time::Instant;
+use crate::wire::{Message, Offer, TransferId, HASHES_PER_PAGE, MAX_WANT};
+use core::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A chunk request unanswered this long is asked of someone (possibly the same source) again.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Least time between two progress events.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Collecting the chunk-hash list.
+    Hashes,
+    /// Collecting chunks.
+    Chunks,
+    /// Every chunk is written; the driver is checking the whole file.
+    Finalizing,
+}
+
+#[derive(Debug)]
+pub(super) struct Download {
+    file: FileHash,
+    /// The first offer's id: the id events carry.
+    transfer_id: TransferId,
+    first_source: PeerId,
+    name: String,
+    size: u64,
+    chunk_size: u32,
+    chunks: u32,
+    hash_list_hash: [u8; 32],
+    hashes: Vec<[u8; 32]>,
+    hashes_asked: Option<(PeerId, Instant)>,
+    have: Vec<bool>,
+    done_bytes: u64,
+    sources: BTreeMap<PeerId, TransferId>,
+    in_flight: BTreeMap<u32, (PeerId, Instant)>,
+    /// Where the scan for missing chunks resumes: keeps `pump` from rescanning from zero.
+    cursor: u32,
+    phase: Phase,
+    last_progress: Option<(Instant, u64)>,
+}
+
+impl Download {
+    pub fn new(from: PeerId, offer: &Offer, have: Vec<bool>) -> Result<Self, CommandError> {
+        let chunks = chunk_count(offer.size, offer.chunk_size);
+        let chunks = u32::try_from(chunks).map_err(|_| CommandError::InvalidFile("too many chunks"))?;
+        let have = if have.len() == chunks as usize { have } else { vec![false; chunks as usize] };
+        let mut d = Download {
+            file: FileHash(offer.file_hash),
+            transfer_id: offer.transfer_id,
+            first_source: from,
+            name: offer.name.clone(),
+            size: offer.size,
+            chunk_size: offer.chunk_size,
+            chunks,
+            hash_list_hash: offer.hash_list_hash,
+            hashes: Vec::new(),
+            hashes_asked: None,
+            have,
+            done_bytes: 0,
+            sources: BTreeMap::from([(from, offer.transfer_id)]),
+            in_flight: BTreeMap::new(),
+            cursor: 0,
+            phase: Phase::Hashes,
+            last_progress: None,
+        };
+        d.done_bytes = (0..chunks).filter(|i| d.have[*i as usize]).map(|i| d.chunk_len(i)).sum();
+        Ok(d)
+    }
+
+    fn chunk_len(&self, index: u32) -> u64 {
+        let offset = u64::from(index) * u64::from(self.chunk_size);
+        (self.size - offset).min(u64::from(self.chunk_size))
+    }
+
+    pub fn has_source(&self, peer: &PeerId) -> bool {
+        self.sources.contains_key(peer)
+    }
+
+    pub fn add_source(&mut self, peer: PeerId, transfer_id: TransferId) {
+        self.sources.insert(peer, transfer_id);
+    }
+
+    pub fn remove_source(&mut self, peer: &PeerId) {
+        self.sources.remove(peer);
+        self.source_lost(peer);
+    }
+
+    pub fn source_count(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// The source's link is gone: what it owed us goes back to the pool.
+    pub fn source_lost(&mut self, peer: &PeerId) {
+        self.in_flight.retain(|_, (p, _)| p != peer);
+        if self.hashes_asked.is_some_and(|(p, _)| p == *peer) {
+            self.hashes_asked = None;
+        }
+        self.cursor = 0;
+    }
+
+    pub fn expire_requests(&mut self, now: Instant) {
+        let before = self.in_flight.len();
+        self.in_flight.retain(|_, (_, at)| now - *at < REQUEST_TIMEOUT);
+        if self.in_flight.len() != before {
+            self.cursor = 0;
+        }
+        if self.hashes_asked.is_some_and(|(_, at)| now - at >= REQUEST_TIMEOUT) {
+            self.hashes_asked = None;
+        }
+    }
+
+    /// Asks connected sources for what is missing, up to `window` chunks in flight per source.
+    pub fn pump(&mut self, now: Instant, connected: &BTreeSet<PeerId>, window: usize, actions: &mut Vec<Action>) {
+        let live: Vec<(PeerId, TransferId)> =
+            self.sources.iter().filter(|(p, _)| connected.contains(*p)).map(|(p, t)| (*p, *t)).collect();
+        if live.is_empty() {
+            return;
+        }
+        match self.phase {
+            Phase::Hashes => {
+                if self.hashes_asked.is_none() {
+                    if self.hashes.len() as u32 == self.chunks {
+                        return self.hashes_complete(actions);
+                    }
+                    let (peer, tid) = live[0];
+                    self.hashes_asked = Some((peer, now));
+                    actions.push(Action::Send {
+                        to: peer,
+                        msg: Message::HashesRequest { transfer_id: tid, start: self.hashes.len() as u32 },
+                    });
+                }
+            }
+            Phase::Chunks => self.request_chunks(now, &live, window, actions),
+            Phase::Finalizing => {}
+        }
+    }
+
+    fn request_chunks(&mut self, now: Instant, live: &[(PeerId, TransferId)], window: usize, actions: &mut Vec<Action>) {
+        let mut load: BTreeMap<PeerId, usize> = BTreeMap::new();
+        for (p, _) in self.in_flight.values() {
+            *load.entry(*p).or_default() += 1;
+        }
+        for (peer, tid) in live {
+            let mut want = Vec::new();
+            while load.get(peer).copied().unwrap_or(0) + want.len() < window && want.len() < MAX_WANT {
+                let Some(index) = self.next_missing() else { break };
+                self.in_flight.insert(index, (*peer, now));
+                want.push(index);
+            }
+            *load.entry(*peer).or_default() += want.len();
+            if !want.is_empty() {
+                actions.push(Action::Send { to: *peer, msg: Message::Want { transfer_id: *tid, chunks: want } });
+            }
+        }
+    }
+
+    /// The next chunk neither on disk nor requested, scanning from the cursor.
+    fn next_missing(&mut self) -> Option<u32> {
+        while self.cursor < self.chunks {
+            let i = self.cursor;
+            self.cursor += 1;
+            if !self.have[i as usize] && !self.in_flight.contains_key(&i) {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    pub fn on_hashes(&mut self, from: PeerId, start: u32, bytes: &[u8], actions: &mut Vec<Action>) {
+        if self.phase != Phase::Hashes || start as usize != self.hashes.len() {
+            return; // a late or duplicate page
+        }
+        let remaining = (self.chunks as usize) - self.hashes.len();
+        let count = bytes.len() / 32;
+        if count == 0 && remaining > 0 || count > remaining || count > HASHES_PER_PAGE as usize {
+            return self.bad_source(from, "bad hash page", actions);
+        }
+        self.hashes.extend(bytes.chunks_exact(32).map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            h
+        }));
+        self.hashes_asked = None;
+        if self.hashes.len() as u32 == self.chunks {
+            self.hashes_complete(actions);
+        }
+    }
+
+    fn hashes_complete(&mut self, actions: &mut Vec<Action>) {
+        if hash_list_hash(&self.hashes) != self.hash_list_hash {
+            self.hashes.clear();
+            let culprit = self.hashes_asked.map(|(p, _)| p).unwrap_or(self.first_source);
+            return self.bad_source(culprit, "hash list does not match the offer", actions);
+        }
+        self.phase = Phase::Chunks;
+    }
+
+    fn bad_source(&mut self, peer: PeerId, reason: &str, actions: &mut Vec<Action>) {
+        self.remove_source(&peer);
+        actions.push(Action::Misbehaved { peer, reason: reason.to_owned() });
+    }
+
+    pub fn on_chunk(&mut self, now: Instant, from: PeerId, index: u32, data: Vec<u8>, actions: &mut Vec<Action>) {
+        match self.in_flight.get(&index) {
+            Some((p, _)) if *p == from => {}
+            _ => return, // unrequested, or already re-requested elsewhere: ignore
+        }
+        self.in_flight.remove(&index);
+        if self.have[index as usize] {
+            return;
+        }
+        if data.len() as u64 != self.chunk_len(index) || *blake3::hash(&data).as_bytes() != self.hashes[index as usize] {
+            self.cursor = self.cursor.min(index);
+            return self.bad_source(from, "chunk does not match its hash", actions);
+        }
+        self.have[index as usize] = true;
+        self.done_bytes += data.len() as u64;
+        let offset = u64::from(index) * u64::from(self.chunk_size);
+        actions.push(Action::Output(Output::WriteChunk { file: self.file, index, offset, data }));
+        self.progress(now, false, actions);
+    }
+
+    pub fn finish_if_complete(&mut self, actions: &mut Vec<Action>) {
+        if self.phase == Phase::Chunks && self.done_bytes == self.size && self.have.iter().all(|h| *h) {
+            self.phase = Phase::Finalizing;
+            self.last_progress = None;
+            actions.push(Action::Output(Output::Event(Event::TransferProgress {
+                transfer_id: self.transfer_id,
+                done: self.done_bytes,
+                total: self.size,
+            })));
+            actions.push(Action::Output(Output::FinalizeDownload { file: self.file, name: self.name.clone(), size: self.size }));
+        }
+    }
+
+    pub fn progress(&mut self, now: Instant, from_tick: bool, actions: &mut Vec<Action>) {
+        if self.phase == Phase::Finalizing {
+            return;
+        }
+        let due = match self.last_progress {
+            None => !from_tick || self.done_bytes > 0,
+            Some((t, done)) => done != self.done_bytes && now - t >= PROGRESS_INTERVAL,
+        };
+        if due {
+            self.last_progress = Some((now, self.done_bytes));
+            actions.push(Action::Output(Output::Event(Event::TransferProgress {
+                transfer_id: self.transfer_id,
+                done: self.done_bytes,
+                total: self.size,
+            })));
+        }
+    }
+
+    pub fn finalized(self, result: Result<String, String>, actions: &mut Vec<Action>) {
+        match result {
+            Ok(path) => {
+                for (peer, tid) in &self.sources {
+                    actions.push(Action::Send { to: *peer, msg: Message::TransferComplete { transfer_id: *tid } });
+                }
+                actions.push(Action::Output(Output::Event(Event::TransferDone {
+                    transfer_id: self.transfer_id,
+                    from: self.first_source,
+                    path,
+                    size: self.size,
+                    file: self.file,
+                })));
+            }
+            Err(reason) => {
+                self.cancel_all(&reason, actions);
+                actions.push(self.failed_event(reason));
+            }
+        }
+    }
+
+    pub fn cancel_all(&self, reason: &str, actions: &mut Vec<Action>) {
+        for (peer, tid) in &self.sources {
+            actions.push(Action::Send {
+                to: *peer,
+                msg: Message::TransferCancel { transfer_id: *tid, reason: reason.to_owned() },
+            });
+        }
+    }
+
+    pub fn failed_event(&self, reason: String) -> Action {
+        Action::Output(Output::Event(Event::TransferFailed { transfer_id: self.transfer_id, reason }))
+    }
+}
