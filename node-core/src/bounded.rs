@@ -38,13 +38,9 @@ impl<T: Ord + Clone> BoundedSet<T> {
     }
 
     /// Number of entries.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.order.len()
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
     }
 }
 

@@ -52,3 +52,4 @@ pub use identity::{Keypair as Identity, PeerId};
 pub use interface::*;
 pub use node::{Node, PeerSummary, Stats};
 pub use time::Instant;
+pub use wire::{MsgId, TransferId};

@@ -1,1 +1,197 @@
-//! stub
+//! # weft-native — the native Weft node
+//!
+//! A tokio driver for [`node_core`]: LAN discovery over UDP broadcast and multicast, TCP links
+//! encrypted with Noise XX and bound to each node's Ed25519 identity, files on disk, and the
+//! `weft` command-line program. Embed it with [`start`] and drive it through the [`NodeHandle`].
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use weft_native::{start, NodeConfig, NodeEvent};
+//!
+//! let node = start(NodeConfig { name: "demo".into(), ..NodeConfig::default() }).await?;
+//! let mut events = node.subscribe();
+//! node.chat("hello, mesh").await?;
+//! while let Ok(event) = events.recv().await {
+//!     if let NodeEvent::Core(node_core::Event::Chat { from_name, text, .. }) = event {
+//!         println!("{from_name}: {text}");
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Module map
+//! - `actor`: the task that owns the node and carries out its outputs.
+//! - [`noise`]: the Noise XX handshake with identity binding, and stream encryption.
+//! - `tcp`: listener, dialer and per-link reader/writer tasks.
+//! - `udp`: discovery sockets (pool ports, multicast, unicast replies).
+//! - [`files`]: hashing, `.part` downloads with state files, the verified finish.
+//! - [`identity_file`]: the key in the data directory.
+//! - [`NodeHandle`]: the library API.
+
+mod actor;
+mod clock;
+pub mod files;
+mod handle;
+pub mod identity_file;
+pub mod noise;
+mod tcp;
+mod udp;
+
+pub use handle::{NodeEvent, NodeHandle, RequestError};
+pub use node_core;
+
+use actor::{Actor, INBOX};
+use node_core::Config;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc};
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Display name.
+    pub name: String,
+    /// Mesh id; nodes in other meshes are ignored.
+    pub mesh: String,
+    /// TCP listen address (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Addresses to dial at start and keep dialing.
+    pub connect: Vec<SocketAddr>,
+    /// Most established links.
+    pub max_peers: usize,
+    /// Where the identity lives.
+    pub data_dir: PathBuf,
+    /// Where received files go.
+    pub downloads_dir: PathBuf,
+    /// Announce on and listen to the LAN.
+    pub lan_discovery: bool,
+    /// The discovery port pool.
+    pub discovery_ports: Vec<u16>,
+    /// Accept every file offer (resuming from disk).
+    pub auto_accept: bool,
+    /// Largest frame accepted on a link.
+    pub frame_cap: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        let core = Config::default();
+        let data_dir = default_data_dir();
+        NodeConfig {
+            name: core.name,
+            mesh: core.mesh_id,
+            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            connect: Vec::new(),
+            max_peers: core.max_peers,
+            downloads_dir: data_dir.join("downloads"),
+            data_dir,
+            lan_discovery: true,
+            discovery_ports: core.discovery_ports,
+            auto_accept: true,
+            frame_cap: core.frame_cap,
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/weft`, `~/.local/share/weft`, or `./weft-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("weft");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/share/weft"),
+        None => PathBuf::from("weft-data"),
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The identity could not be loaded or created.
+    #[error(transparent)]
+    Identity(#[from] identity_file::IdentityError),
+    /// The TCP listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The discovery sockets could not be set up.
+    #[error("LAN discovery: {0}")]
+    Discovery(std::io::Error),
+}
+
+/// Addresses to tell peers we listen on: each non-loopback interface with our port.
+fn listen_addrs(listen: SocketAddr) -> Vec<SocketAddr> {
+    if !listen.ip().is_unspecified() {
+        return vec![listen];
+    }
+    if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| !i.is_loopback() && i.ip().is_ipv4())
+        .map(|i| SocketAddr::new(i.ip(), listen.port()))
+        .take(node_core::wire::MAX_ADDRS)
+        .collect()
+}
+
+/// Starts a node on the current tokio runtime.
+pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
+    let identity = identity_file::load_or_create(&config.data_dir)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let tcp_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let (to_actor, inbox) = mpsc::channel(INBOX);
+    let discovery = if config.lan_discovery {
+        Some(udp::Discovery::start(&config.discovery_ports, to_actor.clone()).map_err(StartError::Discovery)?)
+    } else {
+        None
+    };
+    let core = Config {
+        name: config.name.clone(),
+        mesh_id: config.mesh.clone(),
+        max_peers: config.max_peers,
+        lan_discovery: config.lan_discovery,
+        discovery_ports: config.discovery_ports.clone(),
+        tcp_port: Some(tcp_addr.port()),
+        listen_addrs: listen_addrs(tcp_addr),
+        frame_cap: config.frame_cap,
+        ..Config::default()
+    };
+    let chunk_size = core.chunk_size;
+    let clock = clock::Clock::new();
+    let seed = rand::random::<u64>();
+    let peer_id = identity.peer_id();
+    let mut node = node_core::Node::new(core, identity.clone(), seed, clock.now());
+    for addr in &config.connect {
+        let _ = node.command(clock.now(), node_core::Command::Connect { addr: *addr, expect: None });
+    }
+    let keys = tcp::Keys { identity: Arc::new(identity), noise_static: Arc::new(noise::generate_static()) };
+    tcp::spawn_listener(listener, keys.clone(), to_actor.clone());
+    let (events, first) = broadcast::channel(4096);
+    let (commands, command_rx) = mpsc::channel(256);
+    let actor = Actor {
+        node,
+        clock,
+        keys,
+        frame_cap: config.frame_cap,
+        downloads_dir: config.downloads_dir.clone(),
+        auto_accept: config.auto_accept,
+        to_actor,
+        discovery,
+        events: events.clone(),
+        links: HashMap::new(),
+        served: HashMap::new(),
+        downloads: HashMap::new(),
+        pending_offers: HashMap::new(),
+    };
+    tokio::spawn(actor.run(command_rx, inbox));
+    Ok(NodeHandle { commands, events, first: Arc::new(std::sync::Mutex::new(Some(first))), peer_id, tcp_addr, chunk_size })
+}

@@ -1,0 +1,301 @@
+//! The actor: one task that owns the [`Node`], feeds it everything that happens, and carries out
+//! what it decides. Socket and file tasks talk to it only through bounded channels.
+
+use crate::clock::Clock;
+use crate::files::{read_chunk, PartFile};
+use crate::handle::{ActorCommand, NodeEvent, OfferRequest};
+use crate::tcp::{self, Keys, LinkTasks, NewLink};
+use crate::udp::Discovery;
+use node_core::{Command, CommandId, Event, FileHash, Input, LinkId, LinkKind, Node, Output, TransferId};
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// What socket and file tasks send the actor.
+pub enum ToActor {
+    /// Something for the core.
+    Input(Input),
+    /// An accepted connection finished its handshake.
+    Inbound(NewLink),
+    /// A dial finished its handshake.
+    Outbound(LinkId, NewLink),
+}
+
+/// Capacity of the channel into the actor. Link readers wait when it is full (TCP back-pressure);
+/// discovery datagrams are dropped and counted instead.
+pub const INBOX: usize = 1024;
+/// How often a download's chunk map is saved.
+const STATE_SAVE_INTERVAL: Duration = Duration::from_millis(250);
+
+pub(crate) enum WriteJob {
+    Chunk { index: u32, offset: u64, data: Vec<u8> },
+    Finalize,
+}
+
+pub(crate) struct Actor {
+    pub node: Node,
+    pub clock: Clock,
+    pub keys: Keys,
+    pub frame_cap: usize,
+    pub downloads_dir: PathBuf,
+    pub auto_accept: bool,
+    pub to_actor: mpsc::Sender<ToActor>,
+    pub discovery: Option<Discovery>,
+    pub events: broadcast::Sender<NodeEvent>,
+    pub links: HashMap<LinkId, LinkTasks>,
+    pub served: HashMap<FileHash, Arc<File>>,
+    pub downloads: HashMap<FileHash, (mpsc::Sender<WriteJob>, JoinHandle<()>, TransferId)>,
+    pub pending_offers: HashMap<CommandId, oneshot::Sender<Result<TransferId, String>>>,
+}
+
+impl Actor {
+    /// Runs until shutdown: commands first (local work before remote work), then inputs, then the timer.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<ActorCommand>, mut inbox: mpsc::Receiver<ToActor>) {
+        loop {
+            let deadline = self.node.poll_timeout().map(|t| self.clock.deadline(t));
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    Some(ActorCommand::Shutdown(done)) => {
+                        self.shutdown().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(cmd) => self.handle_command(cmd),
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+                Some(msg) = inbox.recv() => self.handle_inbox(msg),
+                () = sleep => {
+                    let now = self.clock.now();
+                    self.node.handle_timeout(now);
+                }
+            }
+            self.drain();
+        }
+    }
+
+    fn handle_command(&mut self, cmd: ActorCommand) {
+        let now = self.clock.now();
+        match cmd {
+            ActorCommand::Core(c, reply) => {
+                let r = self.node.command(now, c);
+                let _ = reply.send(r);
+            }
+            ActorCommand::Offer(OfferRequest { path, hashed, name, to, reply }) => {
+                match File::open(&path) {
+                    Ok(f) => {
+                        self.served.insert(hashed.file, Arc::new(f));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(format!("cannot open {}: {e}", path.display())));
+                        return;
+                    }
+                }
+                let cmd = Command::OfferFile {
+                    to,
+                    name,
+                    size: hashed.size,
+                    chunk_size: self.node.config().chunk_size,
+                    file: hashed.file,
+                    chunk_hashes: hashed.chunk_hashes,
+                };
+                match self.node.command(now, cmd) {
+                    Ok(id) => {
+                        self.pending_offers.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                    }
+                }
+            }
+            ActorCommand::Peers(reply) => {
+                let _ = reply.send(self.node.peers());
+            }
+            ActorCommand::Stats(reply) => {
+                let dropped = self.discovery.as_ref().map_or(0, |d| d.dropped.load(std::sync::atomic::Ordering::Relaxed));
+                let _ = reply.send((self.node.stats().clone(), dropped));
+            }
+            ActorCommand::Shutdown(_) => {}
+        }
+    }
+
+    fn handle_inbox(&mut self, msg: ToActor) {
+        let now = self.clock.now();
+        match msg {
+            ToActor::Input(input) => self.node.handle(now, input),
+            ToActor::Inbound(new) => {
+                let link = self.node.allocate_link_id();
+                self.adopt(link, new, node_core::Direction::Inbound);
+            }
+            ToActor::Outbound(link, new) => self.adopt(link, new, node_core::Direction::Outbound),
+        }
+    }
+
+    fn adopt(&mut self, link: LinkId, new: NewLink, direction: node_core::Direction) {
+        let now = self.clock.now();
+        let (peer, remote) = (new.established.peer, new.remote);
+        let tasks = tcp::spawn_link(link, new, self.frame_cap, self.to_actor.clone());
+        self.links.insert(link, tasks);
+        self.node.handle(now, Input::LinkUp { link, peer, direction, remote_addr: remote, kind: LinkKind::Tcp });
+    }
+
+    /// Carries out every pending output, in order.
+    fn drain(&mut self) {
+        while let Some(out) = self.node.poll_output() {
+            self.carry_out(out);
+        }
+    }
+
+    fn carry_out(&mut self, out: Output) {
+        match out {
+            Output::Transmit { dest, data } => {
+                if let Some(d) = &self.discovery {
+                    d.send(&dest, &data);
+                }
+            }
+            Output::OpenLink { link, addr, expect, kind: _ } => {
+                tcp::spawn_dial(link, addr, expect, self.keys.clone(), self.to_actor.clone());
+            }
+            Output::SendFrame { link, data } => {
+                let Some(tasks) = self.links.get(&link) else { return };
+                if tasks.frames.try_send(data).is_err() {
+                    // The peer stopped reading (or the link died): never queue without bound.
+                    self.links.remove(&link);
+                    let now = self.clock.now();
+                    let reason = "send queue full: peer not reading".to_owned();
+                    self.node.handle(now, Input::LinkClosed { link, reason });
+                }
+            }
+            Output::CloseLink { link, reason } => {
+                tracing::debug!("closing link {link:?}: {reason}");
+                self.links.remove(&link);
+            }
+            Output::ReadChunk { file, index, offset, len } => {
+                let Some(f) = self.served.get(&file).cloned() else {
+                    let now = self.clock.now();
+                    let result = Err("file no longer offered".to_owned());
+                    self.node.handle(now, Input::ChunkRead { file, index, result });
+                    return;
+                };
+                let to_actor = self.to_actor.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = read_chunk(&f, offset, len).map_err(|e| e.to_string());
+                    let _ = to_actor.blocking_send(ToActor::Input(Input::ChunkRead { file, index, result }));
+                });
+            }
+            Output::WriteChunk { file, index, offset, data } => self.write_job(file, WriteJob::Chunk { index, offset, data }),
+            Output::FinalizeDownload { file, .. } => self.write_job(file, WriteJob::Finalize),
+            Output::Event(event) => self.on_event(event),
+        }
+    }
+
+    fn write_job(&mut self, file: FileHash, job: WriteJob) {
+        let Some((tx, _, _)) = self.downloads.get(&file) else { return };
+        if tx.try_send(job).is_err() {
+            self.downloads.remove(&file);
+            let now = self.clock.now();
+            let reason = "disk writer fell behind".to_owned();
+            self.node.handle(now, Input::StorageFailed { file, reason });
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match &event {
+            Event::TransferStarted { command, transfer_id, .. } => {
+                if let Some(reply) = self.pending_offers.remove(command) {
+                    let _ = reply.send(Ok(*transfer_id));
+                }
+            }
+            Event::TransferOffered { transfer_id, from, name, size, chunk_size, file } if self.auto_accept => {
+                self.accept(*transfer_id, *from, name, *size, *chunk_size, *file);
+            }
+            Event::TransferDone { transfer_id, .. } | Event::TransferFailed { transfer_id, .. } => {
+                self.downloads.retain(|_, d| d.2 != *transfer_id);
+            }
+            _ => {}
+        }
+        let _ = self.events.send(NodeEvent::Core(event));
+    }
+
+    /// Accepts an offer into `<downloads>/<name>.part`, resuming from its state file if present.
+    fn accept(&mut self, transfer_id: TransferId, from: node_core::PeerId, name: &str, size: u64, chunk_size: u32, file: FileHash) {
+        let now = self.clock.now();
+        let opened = if self.downloads.contains_key(&file) {
+            Err(std::io::Error::other("already downloading this file"))
+        } else {
+            PartFile::open(&self.downloads_dir, file, name, size, chunk_size)
+        };
+        match opened {
+            Ok((part, have)) => {
+                let (tx, rx) = mpsc::channel(1024);
+                let to_actor = self.to_actor.clone();
+                let task = tokio::task::spawn_blocking(move || download_writer(part, file, rx, to_actor));
+                self.downloads.insert(file, (tx, task, transfer_id));
+                let _ = self.node.command(now, Command::AcceptOffer { from, transfer_id, have });
+            }
+            Err(e) => {
+                let reason = format!("cannot store the download: {e}");
+                let _ = self.events.send(NodeEvent::Error { code: "storage", message: reason.clone() });
+                let _ = self.node.command(now, Command::DeclineOffer { from, transfer_id, reason });
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let now = self.clock.now();
+        let _ = self.node.command(now, Command::Shutdown);
+        self.drain();
+        self.links.clear();
+        let writers: Vec<JoinHandle<()>> = self.downloads.drain().map(|(_, (_, task, _))| task).collect();
+        for w in writers {
+            let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
+        }
+        // Let link writers flush their goodbyes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Owns one `.part` file: writes verified chunks in order, saves the chunk map now and then, and
+/// finishes the file when told. Runs on a blocking thread.
+fn download_writer(mut part: PartFile, file: FileHash, mut rx: mpsc::Receiver<WriteJob>, to_actor: mpsc::Sender<ToActor>) {
+    let mut last_save = std::time::Instant::now();
+    while let Some(job) = rx.blocking_recv() {
+        match job {
+            WriteJob::Chunk { index, offset, data } => {
+                let r = part.write_chunk(index, offset, &data).and_then(|()| {
+                    if last_save.elapsed() >= STATE_SAVE_INTERVAL {
+                        last_save = std::time::Instant::now();
+                        part.save_state()
+                    } else {
+                        Ok(())
+                    }
+                });
+                if let Err(e) = r {
+                    let _ = to_actor.blocking_send(ToActor::Input(Input::StorageFailed { file, reason: e.to_string() }));
+                    return;
+                }
+            }
+            WriteJob::Finalize => {
+                let result = part.finish(file).map(|p| p.display().to_string()).map_err(|e| e.to_string());
+                let _ = to_actor.blocking_send(ToActor::Input(Input::DownloadFinalized { file, result }));
+                return;
+            }
+        }
+    }
+    if let Err(e) = part.save_state() {
+        tracing::warn!("could not save download state: {e}");
+    }
+}

@@ -1,0 +1,263 @@
+//! `weft run`: start a node and connect it to stdin/stdout, as a prompt or as JSON lines.
+
+use super::args::RunArgs;
+use super::json::{self, JsonCommand};
+use super::resolve;
+use super::ui::Ui;
+use anyhow::Context;
+use serde_json::json;
+use std::path::PathBuf;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{broadcast, mpsc};
+use weft_native::{start, NodeConfig, NodeEvent, NodeHandle};
+
+const HELP: &str = "commands:
+  <text>                 chat with everyone
+  /peers                 list linked peers
+  /connect <host:port>   link to a node
+  /discover              announce on the LAN now
+  /send <file> [peer]    send a file to one peer (or all)
+  /msg <peer> <text>     direct message (peer: name, id or id prefix)
+  /quit                  leave";
+
+/// Where output goes.
+enum Out {
+    Json,
+    Human(Ui),
+}
+
+impl Out {
+    fn error(&mut self, code: &str, message: &str) {
+        match self {
+            Out::Json => println!("{}", json::error(code, message)),
+            Out::Human(ui) => ui.line(&format!("error: {message}")),
+        }
+    }
+
+    fn info(&mut self, value: serde_json::Value, human: &str) {
+        match self {
+            Out::Json => println!("{value}"),
+            Out::Human(ui) => ui.line(human),
+        }
+    }
+}
+
+fn default_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "weft".to_owned())
+}
+
+/// Runs a node until the user quits or a signal arrives.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(weft_native::default_data_dir);
+    let mut connect = Vec::new();
+    for c in &args.connect {
+        connect.push(resolve::addr(c).await.map_err(anyhow::Error::msg).context("--connect")?);
+    }
+    let config = NodeConfig {
+        name: args.name.clone().unwrap_or_else(default_name),
+        mesh: args.mesh.clone(),
+        listen: (args.bind, args.port).into(),
+        connect,
+        max_peers: usize::from(args.max_peers),
+        downloads_dir: args.downloads.clone().unwrap_or_else(|| data_dir.join("downloads")),
+        data_dir,
+        lan_discovery: !args.no_discovery,
+        discovery_ports: args.discovery_ports.0.clone(),
+        ..NodeConfig::default()
+    };
+    let name = config.name.clone();
+    let downloads = config.downloads_dir.clone();
+    let node = start(config).await.context("starting the node")?;
+    let mut events = node.subscribe();
+    let mut out = if args.json { Out::Json } else { Out::Human(Ui::new()) };
+    out.info(
+        json!({"event": "ready", "peer_id": node.peer_id().to_string(), "name": name,
+               "tcp": node.tcp_addr().to_string(), "tcp_port": node.tcp_addr().port(), "http": null,
+               "downloads": downloads.display().to_string()}),
+        &format!(
+            "weft {} ({name}) listening on tcp {}; files go to {}\nnodes on this LAN appear by themselves. /help lists commands.",
+            node.peer_id().short(),
+            node.tcp_addr(),
+            downloads.display()
+        ),
+    );
+
+    let (lines_tx, mut lines) = mpsc::channel::<String>(64);
+    tokio::spawn(async move {
+        let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = stdin.next_line().await {
+            if lines_tx.send(line).await.is_err() {
+                return;
+            }
+        }
+        // Stdin closed: keep running until a signal (so `weft < /dev/null &` works).
+    });
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(NodeEvent::Core(e)) => match &mut out {
+                    Out::Json => if let Some(v) = json::event(&e) { println!("{v}") },
+                    Out::Human(ui) => ui.event(&e),
+                },
+                Ok(NodeEvent::Error { code, message }) => out.error(code, &message),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(n)) => out.error("lagged", &format!("{n} events were dropped: output too slow")),
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            Some(line) = lines.recv() => {
+                let quit = if args.json { json_line(&node, &mut out, &line).await } else { prompt_line(&node, &mut out, &line).await };
+                if quit { break; }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+    }
+    node.shutdown().await;
+    Ok(())
+}
+
+/// Handles one JSON command; returns true to quit.
+async fn json_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
+    if line.trim().is_empty() {
+        return false;
+    }
+    let cmd: JsonCommand = match serde_json::from_str(line) {
+        Ok(c) => c,
+        Err(e) => {
+            out.error("bad_command", &format!("cannot parse command: {e}"));
+            return false;
+        }
+    };
+    match cmd {
+        JsonCommand::Chat { text } => report(out, node.chat(text).await),
+        JsonCommand::Msg { peer, text } => match find_peer(node, &peer).await {
+            Ok(to) => report(out, node.direct(to, text).await),
+            Err(e) => out.error("unknown_peer", &e),
+        },
+        JsonCommand::Send { path, peer } => send(node, out, PathBuf::from(path), peer).await,
+        JsonCommand::Connect { addr } => connect(node, out, &addr).await,
+        JsonCommand::Peers => match node.peers().await {
+            Ok(list) => println!("{}", json::peers(&list)),
+            Err(e) => out.error("stopped", &e.to_string()),
+        },
+        JsonCommand::Discover => report(out, node.discover().await),
+        JsonCommand::Stats => match node.stats().await {
+            Ok((s, dropped)) => println!(
+                "{}",
+                json!({"event": "stats", "unknown_kinds": s.unknown_kinds, "bad_datagrams": s.bad_datagrams,
+                       "replayed_announcements": s.replayed_announcements, "misbehaving_links": s.misbehaving_links,
+                       "duplicate_messages": s.duplicate_messages, "bad_signatures": s.bad_signatures,
+                       "foreign_mesh_announcements": s.foreign_mesh_announcements, "dropped_datagrams": dropped})
+            ),
+            Err(e) => out.error("stopped", &e.to_string()),
+        },
+        JsonCommand::NameClaim { name } | JsonCommand::NameLookup { name } => {
+            out.error("no_bootstrap", &format!("names ('{name}') need a bootstrap server, and none is configured"))
+        }
+        JsonCommand::Quit => return true,
+    }
+    false
+}
+
+/// Handles one prompt line; returns true to quit.
+async fn prompt_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
+    let line = line.trim();
+    if line.is_empty() {
+        return false;
+    }
+    let Some(rest) = line.strip_prefix('/') else {
+        report(out, node.chat(line).await);
+        return false;
+    };
+    let (cmd, arg) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let arg = arg.trim();
+    match cmd {
+        "quit" | "exit" | "q" => return true,
+        "help" | "h" | "?" => out.info(json!({}), HELP),
+        "peers" => match node.peers().await {
+            Ok(list) if list.is_empty() => out.info(json!({}), "no peers yet"),
+            Ok(list) => {
+                for p in list {
+                    let rtt = p.rtt.map(|r| format!("{:.1} ms", r.as_secs_f64() * 1000.0)).unwrap_or_else(|| "-".into());
+                    let link = p.kind.map(|k| k.as_str()).unwrap_or("-");
+                    let addr = p.addr.map(|a| a.to_string()).unwrap_or_default();
+                    out.info(json!({}), &format!("  {} {:<16} {link:<6} {addr:<22} rtt {rtt}", p.peer.short(), p.name));
+                }
+            }
+            Err(e) => out.error("stopped", &e.to_string()),
+        },
+        "connect" if !arg.is_empty() => connect(node, out, arg).await,
+        "discover" => report(out, node.discover().await),
+        "send" if !arg.is_empty() => {
+            // The file path may contain spaces: a last word naming a linked peer is the peer.
+            let (path, peer) = match arg.rsplit_once(char::is_whitespace) {
+                Some((p, who)) if find_peer(node, who).await.is_ok() => (p.trim().to_owned(), Some(who.to_owned())),
+                _ => (arg.to_owned(), None),
+            };
+            send(node, out, PathBuf::from(path), peer).await;
+        }
+        "msg" => match arg.split_once(char::is_whitespace) {
+            Some((who, text)) => match find_peer(node, who).await {
+                Ok(to) => report(out, node.direct(to, text.trim()).await),
+                Err(e) => out.error("unknown_peer", &e),
+            },
+            None => out.error("usage", "usage: /msg <peer> <text>"),
+        },
+        "connect" | "send" => out.error("usage", &format!("usage: /{cmd} <{}>", if cmd == "send" { "file> [peer" } else { "host:port" })),
+        other => out.error("unknown_command", &format!("unknown command /{other}; /help lists them")),
+    }
+    false
+}
+
+fn report<T>(out: &mut Out, r: Result<T, weft_native::RequestError>) {
+    if let Err(e) = r {
+        out.error("command_failed", &e.to_string());
+    }
+}
+
+async fn find_peer(node: &NodeHandle, query: &str) -> Result<node_core::PeerId, String> {
+    let peers = node.peers().await.map_err(|e| e.to_string())?;
+    resolve::peer(query, &peers)
+}
+
+async fn connect(node: &NodeHandle, out: &mut Out, target: &str) {
+    if let Ok(id) = target.parse::<node_core::PeerId>() {
+        let linked = node.peers().await.map(|l| l.iter().any(|p| p.peer == id)).unwrap_or(false);
+        let msg = if linked { "already linked to that peer" } else { "dialing by peer id needs its address or a bootstrap server" };
+        return out.error("connect", msg);
+    }
+    match resolve::addr(target).await {
+        Ok(addr) => report(out, node.connect(addr).await),
+        Err(e) => out.error("bad_address", &e),
+    }
+}
+
+async fn send(node: &NodeHandle, out: &mut Out, path: PathBuf, peer: Option<String>) {
+    let targets = match &peer {
+        Some(p) => match find_peer(node, p).await {
+            Ok(id) => vec![id],
+            Err(e) => return out.error("unknown_peer", &e),
+        },
+        None => match node.peers().await {
+            Ok(list) => list.into_iter().map(|p| p.peer).collect(),
+            Err(e) => return out.error("stopped", &e.to_string()),
+        },
+    };
+    if targets.is_empty() {
+        return out.error("no_peers", "no peers to send to");
+    }
+    if !path.is_file() {
+        return out.error("bad_file", &format!("{} is not a readable file", path.display()));
+    }
+    for to in targets {
+        if let Err(e) = node.send_file(&path, to).await {
+            out.error("send_failed", &e.to_string());
+        }
+    }
+}

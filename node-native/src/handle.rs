@@ -1,0 +1,158 @@
+//! [`NodeHandle`]: the library API of a running node — commands in, events out.
+
+use crate::files::{hash_file, HashedFile};
+use node_core::{Command, CommandError, CommandId, Event, PeerId, PeerSummary, Stats, TransferId};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Something a running node reports.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// A protocol event from node-core.
+    Core(Event),
+    /// A driver-level problem the user should see.
+    Error {
+        /// Stable, machine-readable code.
+        code: &'static str,
+        /// What happened.
+        message: String,
+    },
+}
+
+pub(crate) struct OfferRequest {
+    pub path: PathBuf,
+    pub hashed: HashedFile,
+    pub name: String,
+    pub to: PeerId,
+    pub reply: oneshot::Sender<Result<TransferId, String>>,
+}
+
+pub(crate) enum ActorCommand {
+    Core(Command, oneshot::Sender<Result<CommandId, CommandError>>),
+    Offer(OfferRequest),
+    Peers(oneshot::Sender<Vec<PeerSummary>>),
+    Stats(oneshot::Sender<(Stats, u64)>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Why a request to the node failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The node refused the command.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    File {
+        /// Which file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The offer was refused.
+    #[error("offer failed: {0}")]
+    Offer(String),
+}
+
+/// A cloneable handle on a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub(crate) commands: mpsc::Sender<ActorCommand>,
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+    /// The receiver created with the node, handed to the first subscriber so it sees every
+    /// event since start (a later `subscribe` would miss what happened in between).
+    pub(crate) first: std::sync::Arc<std::sync::Mutex<Option<broadcast::Receiver<NodeEvent>>>>,
+    pub(crate) peer_id: PeerId,
+    pub(crate) tcp_addr: SocketAddr,
+    pub(crate) chunk_size: u32,
+}
+
+impl NodeHandle {
+    /// This node's id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The TCP address the node accepts links on.
+    pub fn tcp_addr(&self) -> SocketAddr {
+        self.tcp_addr
+    }
+
+    /// A stream of everything the node reports from now on (the first subscriber: since start). A subscriber that falls more than
+    /// 4096 events behind is told so (`RecvError::Lagged`) rather than slowing the node.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        let first = self.first.lock().ok().and_then(|mut f| f.take());
+        first.unwrap_or_else(|| self.events.subscribe())
+    }
+
+    /// Sends a core command and waits for the node to accept it.
+    pub async fn command(&self, command: Command) -> Result<CommandId, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(ActorCommand::Core(command, tx)).await.map_err(|_| RequestError::Stopped)?;
+        Ok(rx.await.map_err(|_| RequestError::Stopped)??)
+    }
+
+    /// Broadcasts a chat message to the mesh.
+    pub async fn chat(&self, text: impl Into<String>) -> Result<CommandId, RequestError> {
+        self.command(Command::Chat { text: text.into() }).await
+    }
+
+    /// Sends a direct message.
+    pub async fn direct(&self, to: PeerId, text: impl Into<String>) -> Result<CommandId, RequestError> {
+        self.command(Command::Direct { to, text: text.into() }).await
+    }
+
+    /// Dials an address (redialed with backoff if the link drops).
+    pub async fn connect(&self, addr: SocketAddr) -> Result<CommandId, RequestError> {
+        self.command(Command::Connect { addr, expect: None }).await
+    }
+
+    /// Announces on the LAN now.
+    pub async fn discover(&self) -> Result<CommandId, RequestError> {
+        self.command(Command::Discover).await
+    }
+
+    /// Peers with an established link.
+    pub async fn peers(&self) -> Result<Vec<PeerSummary>, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(ActorCommand::Peers(tx)).await.map_err(|_| RequestError::Stopped)?;
+        rx.await.map_err(|_| RequestError::Stopped)
+    }
+
+    /// Protocol drop counters, and discovery datagrams dropped while the node was busy.
+    pub async fn stats(&self) -> Result<(Stats, u64), RequestError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(ActorCommand::Stats(tx)).await.map_err(|_| RequestError::Stopped)?;
+        rx.await.map_err(|_| RequestError::Stopped)
+    }
+
+    /// Hashes `path` (on a blocking thread) and offers it to `to`. Returns the transfer id;
+    /// progress and the result arrive as events.
+    pub async fn send_file(&self, path: &Path, to: PeerId) -> Result<TransferId, RequestError> {
+        let owned = path.to_owned();
+        let chunk_size = self.chunk_size;
+        let hashed = tokio::task::spawn_blocking(move || hash_file(&owned, chunk_size))
+            .await
+            .map_err(|_| RequestError::Stopped)?
+            .map_err(|source| RequestError::File { path: path.display().to_string(), source })?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
+        let (tx, rx) = oneshot::channel();
+        let req = OfferRequest { path: path.to_owned(), hashed, name, to, reply: tx };
+        self.commands.send(ActorCommand::Offer(req)).await.map_err(|_| RequestError::Stopped)?;
+        rx.await.map_err(|_| RequestError::Stopped)?.map_err(RequestError::Offer)
+    }
+
+    /// Says goodbye to every peer, saves download state, and stops the node.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(ActorCommand::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
