@@ -135,15 +135,21 @@ impl NodeHandle {
     /// Hashes `path` (on a blocking thread) and offers it to `to`. Returns the transfer id;
     /// progress and the result arrive as events.
     pub async fn send_file(&self, path: &Path, to: PeerId) -> Result<TransferId, RequestError> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
+        self.send_file_as(path, &name, to).await
+    }
+
+    /// Like [`send_file`](Self::send_file), showing the receiver `name` instead of the file's own
+    /// name (the receiver still reduces it to one safe path component).
+    pub async fn send_file_as(&self, path: &Path, name: &str, to: PeerId) -> Result<TransferId, RequestError> {
         let owned = path.to_owned();
         let chunk_size = self.chunk_size;
         let hashed = tokio::task::spawn_blocking(move || hash_file(&owned, chunk_size))
             .await
             .map_err(|_| RequestError::Stopped)?
             .map_err(|source| RequestError::File { path: path.display().to_string(), source })?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
         let (tx, rx) = oneshot::channel();
-        let req = OfferRequest { path: path.to_owned(), hashed, name, to, reply: tx };
+        let req = OfferRequest { path: path.to_owned(), hashed, name: name.to_owned(), to, reply: tx };
         self.commands.send(ActorCommand::Offer(req)).await.map_err(|_| RequestError::Stopped)?;
         rx.await.map_err(|_| RequestError::Stopped)?.map_err(RequestError::Offer)
     }

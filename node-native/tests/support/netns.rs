@@ -1,0 +1,1 @@
+//! netns harness (filled in separately)
