@@ -127,6 +127,13 @@ pub enum Input {
         /// The bytes, or why they could not be read.
         result: Result<Vec<u8>, String>,
     },
+    /// The answer to an [`Output::WriteChunk`]: the chunk is written.
+    ChunkWritten {
+        /// The content.
+        file: FileHash,
+        /// Chunk index.
+        index: u32,
+    },
     /// The answer to an [`Output::FinalizeDownload`].
     DownloadFinalized {
         /// The content.
@@ -189,7 +196,8 @@ pub enum Output {
         /// Byte count.
         len: u32,
     },
-    /// Write verified bytes of a download at `offset`, and record that chunk `index` is on disk.
+    /// Write verified bytes of a download at `offset`, record that chunk `index` is on disk, and
+    /// answer with [`Input::ChunkWritten`] (the chunk counts against the window until then).
     WriteChunk {
         /// The content.
         file: FileHash,

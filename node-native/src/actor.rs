@@ -29,7 +29,7 @@ pub enum ToActor {
 /// discovery datagrams are dropped and counted instead.
 pub const INBOX: usize = 1024;
 /// How often a download's chunk map is saved.
-const STATE_SAVE_INTERVAL: Duration = Duration::from_millis(250);
+const STATE_SAVE_INTERVAL: Duration = Duration::from_millis(100);
 
 pub(crate) enum WriteJob {
     Chunk { index: u32, offset: u64, data: Vec<u8> },
@@ -283,8 +283,12 @@ fn download_writer(mut part: PartFile, file: FileHash, mut rx: mpsc::Receiver<Wr
                         Ok(())
                     }
                 });
-                if let Err(e) = r {
-                    let _ = to_actor.blocking_send(ToActor::Input(Input::StorageFailed { file, reason: e.to_string() }));
+                let input = match r {
+                    Ok(()) => Input::ChunkWritten { file, index },
+                    Err(e) => Input::StorageFailed { file, reason: e.to_string() },
+                };
+                let failed = matches!(input, Input::StorageFailed { .. });
+                if to_actor.blocking_send(ToActor::Input(input)).is_err() || failed {
                     return;
                 }
             }

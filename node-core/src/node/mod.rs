@@ -227,6 +227,10 @@ impl Node {
                 let actions = self.transfers.on_chunk_read(now, file, index, result);
                 self.apply(actions);
             }
+            Input::ChunkWritten { file, index } => {
+                let actions = self.transfers.on_chunk_written(now, file, index);
+                self.apply(actions);
+            }
             Input::DownloadFinalized { file, result } => {
                 let actions = self.transfers.on_finalized(file, result);
                 self.apply(actions);

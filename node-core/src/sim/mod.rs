@@ -429,6 +429,7 @@ impl Sim {
                         }
                     }
                 }
+                self.input(now, idx, Input::ChunkWritten { file, index });
             }
             Output::FinalizeDownload { file, name, size } => {
                 let storage = &mut self.nodes[idx].storage;

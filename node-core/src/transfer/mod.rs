@@ -147,10 +147,10 @@ impl Transfers {
     /// The last link to `peer` is gone: its in-flight requests go back to the pool.
     pub fn on_peer_disconnected(&mut self, now: Instant, peer: PeerId) -> Vec<Action> {
         self.connected.remove(&peer);
-        for o in self.outgoing.values_mut() {
-            o.forget_requests_from(&peer);
-        }
         let mut actions = Vec::new();
+        for o in self.outgoing.values_mut() {
+            o.receiver_lost(now, &peer, &mut actions);
+        }
         for d in self.downloads.values_mut() {
             d.source_lost(&peer);
             d.pump(now, &self.connected, self.window, &mut actions);
@@ -219,7 +219,7 @@ impl Transfers {
             Message::Chunk { transfer_id, index, data } => {
                 let (connected, window) = (&self.connected, self.window);
                 if let Some(d) = download_for(&self.sources, &mut self.downloads, from, transfer_id) {
-                    d.on_chunk(now, from, index, data, &mut actions);
+                    d.on_chunk(from, index, data, &mut actions);
                     d.pump(now, connected, window, &mut actions);
                     d.finish_if_complete(&mut actions);
                 }
@@ -333,6 +333,17 @@ impl Transfers {
             if failed {
                 self.outgoing.remove(&id);
             }
+        }
+        actions
+    }
+
+    /// The driver wrote a chunk of a download.
+    pub fn on_chunk_written(&mut self, now: Instant, file: FileHash, index: u32) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if let Some(d) = self.downloads.get_mut(&file) {
+            d.on_written(now, index, &mut actions);
+            d.pump(now, &self.connected, self.window, &mut actions);
+            d.finish_if_complete(&mut actions);
         }
         actions
     }

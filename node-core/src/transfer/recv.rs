@@ -40,6 +40,9 @@ pub(super) struct Download {
     done_bytes: u64,
     sources: BTreeMap<PeerId, TransferId>,
     in_flight: BTreeMap<u32, (PeerId, Instant)>,
+    /// Verified chunks handed to the driver and not yet confirmed written. They count against
+    /// the window too, so a slow disk throttles requests instead of piling chunks up in memory.
+    writing: BTreeSet<u32>,
     /// Where the scan for missing chunks resumes: keeps `pump` from rescanning from zero.
     cursor: u32,
     phase: Phase,
@@ -66,6 +69,7 @@ impl Download {
             done_bytes: 0,
             sources: BTreeMap::from([(from, offer.transfer_id)]),
             in_flight: BTreeMap::new(),
+            writing: BTreeSet::new(),
             cursor: 0,
             phase: Phase::Hashes,
             last_progress: None,
@@ -147,12 +151,15 @@ impl Download {
         for (p, _) in self.in_flight.values() {
             *load.entry(*p).or_default() += 1;
         }
+        // Chunks waiting for the disk use up the whole download's credit first.
+        let mut budget = (window * live.len()).saturating_sub(self.in_flight.len() + self.writing.len());
         for (peer, tid) in live {
             let mut want = Vec::new();
-            while load.get(peer).copied().unwrap_or(0) + want.len() < window && want.len() < MAX_WANT {
+            while budget > 0 && load.get(peer).copied().unwrap_or(0) + want.len() < window && want.len() < MAX_WANT {
                 let Some(index) = self.next_missing() else { break };
                 self.in_flight.insert(index, (*peer, now));
                 want.push(index);
+                budget -= 1;
             }
             *load.entry(*peer).or_default() += want.len();
             if !want.is_empty() {
@@ -166,7 +173,7 @@ impl Download {
         while self.cursor < self.chunks {
             let i = self.cursor;
             self.cursor += 1;
-            if !self.have[i as usize] && !self.in_flight.contains_key(&i) {
+            if !self.have[i as usize] && !self.in_flight.contains_key(&i) && !self.writing.contains(&i) {
                 return Some(i);
             }
         }
@@ -207,23 +214,31 @@ impl Download {
         actions.push(Action::Misbehaved { peer, reason: reason.to_owned() });
     }
 
-    pub fn on_chunk(&mut self, now: Instant, from: PeerId, index: u32, data: Vec<u8>, actions: &mut Vec<Action>) {
+    pub fn on_chunk(&mut self, from: PeerId, index: u32, data: Vec<u8>, actions: &mut Vec<Action>) {
         match self.in_flight.get(&index) {
             Some((p, _)) if *p == from => {}
             _ => return, // unrequested, or already re-requested elsewhere: ignore
         }
         self.in_flight.remove(&index);
-        if self.have[index as usize] {
+        if self.have[index as usize] || self.writing.contains(&index) {
             return;
         }
         if data.len() as u64 != self.chunk_len(index) || *blake3::hash(&data).as_bytes() != self.hashes[index as usize] {
             self.cursor = self.cursor.min(index);
             return self.bad_source(from, "chunk does not match its hash", actions);
         }
-        self.have[index as usize] = true;
-        self.done_bytes += data.len() as u64;
+        self.writing.insert(index);
         let offset = u64::from(index) * u64::from(self.chunk_size);
         actions.push(Action::Output(Output::WriteChunk { file: self.file, index, offset, data }));
+    }
+
+    /// The driver wrote chunk `index`: it now counts as done (and is in the state file soon).
+    pub fn on_written(&mut self, now: Instant, index: u32, actions: &mut Vec<Action>) {
+        if !self.writing.remove(&index) {
+            return;
+        }
+        self.have[index as usize] = true;
+        self.done_bytes += self.chunk_len(index);
         self.progress(now, false, actions);
     }
 

@@ -104,9 +104,12 @@ impl Outgoing {
         self.progress(now, actions);
     }
 
-    pub fn forget_requests_from(&mut self, peer: &PeerId) {
+    /// The receiver's link is gone: drop its requests and report where sending paused.
+    pub fn receiver_lost(&mut self, now: Instant, peer: &PeerId, actions: &mut Vec<Action>) {
         if *peer == self.to {
             self.requested.clear();
+            self.last_progress = Some((now, self.sent));
+            actions.push(self.progress_event());
         }
     }
 
