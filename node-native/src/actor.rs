@@ -135,7 +135,13 @@ impl Actor {
     fn handle_inbox(&mut self, msg: ToActor) {
         let now = self.clock.now();
         match msg {
-            ToActor::Input(input) => self.node.handle(now, input),
+            ToActor::Input(input) => {
+                if let Input::LinkClosed { link, .. } | Input::LinkFailed { link, .. } = &input {
+                    // The reader stopped: drop the writer too, which closes the socket.
+                    self.links.remove(link);
+                }
+                self.node.handle(now, input)
+            }
             ToActor::Inbound(new) => {
                 let link = self.node.allocate_link_id();
                 self.adopt(link, new, node_core::Direction::Inbound);
