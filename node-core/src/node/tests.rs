@@ -1,0 +1,192 @@
+//! Unit tests of the node with hand-built instants and hand-fed inputs.
+
+use super::*;
+use crate::discovery::Announcement;
+use crate::interface::{DatagramDest, Direction, LinkKind};
+use crate::wire::{Capabilities, Hello};
+use std::net::SocketAddr;
+
+fn t(ms: u64) -> Instant {
+    Instant::from_unix_ms(1_700_000_000_000 + ms)
+}
+
+fn keys(seed: u8) -> Keypair {
+    Keypair::from_secret([seed; 32])
+}
+
+fn node(seed: u8) -> Node {
+    let config = Config { tcp_port: Some(4000), name: format!("n{seed}"), ..Config::default() };
+    Node::new(config, keys(seed), u64::from(seed), t(0))
+}
+
+fn drain(n: &mut Node) -> Vec<Output> {
+    std::iter::from_fn(|| n.poll_output()).collect()
+}
+
+fn hello(k: &Keypair, mesh: &str) -> Vec<u8> {
+    wire::encode(&Message::Hello(Hello {
+        protocol_version: wire::PROTOCOL_VERSION,
+        peer_id: k.peer_id(),
+        name: "peer".into(),
+        mesh_id: mesh.into(),
+        listen_port: Some(5000),
+        listen_addrs: vec![],
+        capabilities: Capabilities(0),
+    }))
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Brings up an inbound link from `peer` and completes Hello; returns the link id.
+fn link_up(n: &mut Node, peer: &Keypair, now: Instant) -> LinkId {
+    let link = n.allocate_link_id();
+    let remote_addr = addr("10.0.0.9:3333");
+    n.handle(now, Input::LinkUp { link, peer: peer.peer_id(), direction: Direction::Inbound, remote_addr, kind: LinkKind::Tcp });
+    n.handle(now, Input::Frame { link, data: hello(peer, "default") });
+    link
+}
+
+fn closed(outs: &[Output], link: LinkId) -> bool {
+    outs.iter().any(|o| matches!(o, Output::CloseLink { link: l, .. } if *l == link))
+}
+
+fn connected_events(outs: &[Output]) -> usize {
+    outs.iter().filter(|o| matches!(o, Output::Event(Event::PeerConnected { .. }))).count()
+}
+
+#[test]
+fn a_hello_naming_another_identity_is_refused() {
+    let mut n = node(1);
+    drain(&mut n);
+    let link = n.allocate_link_id();
+    n.handle(t(1), Input::LinkUp { link, peer: keys(2).peer_id(), direction: Direction::Inbound, remote_addr: addr("10.0.0.2:1"), kind: LinkKind::Tcp });
+    n.handle(t(2), Input::Frame { link, data: hello(&keys(3), "default") });
+    let outs = drain(&mut n);
+    assert!(closed(&outs, link));
+    assert_eq!(connected_events(&outs), 0);
+    assert_eq!(n.stats().misbehaving_links, 1);
+}
+
+#[test]
+fn a_hello_from_another_mesh_is_refused_without_blame() {
+    let mut n = node(1);
+    let link = n.allocate_link_id();
+    n.handle(t(1), Input::LinkUp { link, peer: keys(2).peer_id(), direction: Direction::Inbound, remote_addr: addr("10.0.0.2:1"), kind: LinkKind::Tcp });
+    n.handle(t(2), Input::Frame { link, data: hello(&keys(2), "other") });
+    let outs = drain(&mut n);
+    assert!(closed(&outs, link));
+    assert_eq!(n.stats().misbehaving_links, 0);
+}
+
+#[test]
+fn unknown_kinds_are_skipped_and_counted_but_garbage_closes_the_link() {
+    let mut n = node(1);
+    let peer = keys(2);
+    let link = link_up(&mut n, &peer, t(1));
+    assert_eq!(connected_events(&drain(&mut n)), 1);
+    n.handle(t(2), Input::Frame { link, data: vec![0x7f, 1, 2, 3] });
+    assert!(!closed(&drain(&mut n), link));
+    assert_eq!(n.stats().unknown_kinds, 1);
+    n.handle(t(3), Input::Frame { link, data: vec![1] }); // a Ping with no nonce
+    assert!(closed(&drain(&mut n), link));
+    assert!(n.peers().is_empty());
+}
+
+#[test]
+fn silent_links_are_pinged_then_dropped() {
+    let mut n = node(1);
+    let link = link_up(&mut n, &keys(2), t(0));
+    drain(&mut n);
+    n.handle_timeout(t(16_000));
+    let outs = drain(&mut n);
+    let pinged = outs.iter().any(|o| matches!(o, Output::SendFrame { link: l, data } if *l == link
+        && matches!(wire::decode(data), Ok(wire::Decoded::Message(Message::Ping { .. })))));
+    assert!(pinged, "a quiet link gets a ping after 15 s");
+    n.handle_timeout(t(46_000));
+    let outs = drain(&mut n);
+    assert!(closed(&outs, link), "no answer for 45 s closes the link");
+    assert!(outs.iter().any(|o| matches!(o, Output::Event(Event::PeerDisconnected { .. }))));
+}
+
+#[test]
+fn the_peer_limit_refuses_extra_links_with_a_peer_list() {
+    let mut n = Node::new(Config { max_peers: 2, tcp_port: Some(4000), ..Config::default() }, keys(1), 1, t(0));
+    link_up(&mut n, &keys(2), t(1));
+    link_up(&mut n, &keys(3), t(1));
+    drain(&mut n);
+    let third = link_up(&mut n, &keys(4), t(2));
+    let outs = drain(&mut n);
+    assert!(closed(&outs, third));
+    let told_peers = outs.iter().any(|o| matches!(o, Output::SendFrame { link, data } if *link == third
+        && matches!(wire::decode(data), Ok(wire::Decoded::Message(Message::PeerExchange { ref peers })) if peers.len() == 2)));
+    assert!(told_peers, "the refused peer learns where else to go");
+    assert_eq!(n.peers().len(), 2);
+}
+
+#[test]
+fn announcements_are_verified_and_dialed_at_their_source_address() {
+    let mut n = node(1);
+    drain(&mut n);
+    let other = keys(9);
+    let a = Announcement {
+        peer_id: other.peer_id(),
+        name: "x".into(),
+        mesh_id: "default".into(),
+        tcp_port: 7777,
+        quic_port: None,
+        http_port: None,
+        unix_ms: t(10).unix_ms(),
+        nonce: 5,
+    };
+    let data = a.encode_signed(&other);
+    n.handle(t(10), Input::Datagram { from: addr("192.0.2.7:47470"), data: data.clone() });
+    let outs = drain(&mut n);
+    assert!(outs.iter().any(|o| matches!(o, Output::Event(Event::PeerDiscovered { addr, .. }) if *addr == SocketAddr::from(([192, 0, 2, 7], 7777)))));
+    assert!(outs.iter().any(|o| matches!(o, Output::Transmit { dest: DatagramDest::Unicast(to), .. } if *to == addr("192.0.2.7:47470"))),
+        "a newly seen node gets an immediate unicast reply");
+    // keys(1) < keys(9)? Whoever is lower dials at once; otherwise after a short delay.
+    n.handle_timeout(t(2_000));
+    let mut all = outs;
+    all.extend(drain(&mut n));
+    let dials: Vec<SocketAddr> = all.iter().filter_map(|o| match o {
+        Output::OpenLink { addr, expect, .. } if *expect == Some(other.peer_id()) => Some(*addr),
+        _ => None,
+    }).collect();
+    assert_eq!(dials, vec![SocketAddr::from(([192, 0, 2, 7], 7777))]);
+
+    // The same datagram again is a replay; a tampered one fails its signature.
+    n.handle(t(20), Input::Datagram { from: addr("192.0.2.8:47470"), data: data.clone() });
+    assert_eq!(n.stats().replayed_announcements, 1);
+    let mut bad = data;
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    n.handle(t(30), Input::Datagram { from: addr("192.0.2.8:47470"), data: bad });
+    assert_eq!(n.stats().bad_datagrams, 1);
+    assert!(drain(&mut n).iter().all(|o| !matches!(o, Output::OpenLink { .. })));
+}
+
+#[test]
+fn chats_with_a_forged_author_are_dropped() {
+    let mut n = node(1);
+    let link = link_up(&mut n, &keys(2), t(0));
+    drain(&mut n);
+    let body = wire::ChatBody { msg_id: MsgId([1; 16]), author: keys(3).peer_id(), author_name: "x".into(), text: "hi".into(), unix_ms: 0 };
+    let signature = keys(2).sign(b"not the body");
+    n.handle(t(1), Input::Frame { link, data: wire::encode(&Message::Chat(wire::Signed { body, signature, hops: 3 })) });
+    let outs = drain(&mut n);
+    assert!(outs.iter().all(|o| !matches!(o, Output::Event(Event::Chat { .. }))));
+    assert_eq!(n.stats().bad_signatures, 1);
+}
+
+#[test]
+fn commands_check_their_input() {
+    let mut n = node(1);
+    let long = "x".repeat(wire::MAX_TEXT_LEN + 1);
+    assert!(matches!(n.command(t(0), Command::Chat { text: long }), Err(CommandError::TextTooLong { .. })));
+    assert_eq!(n.command(t(0), Command::Direct { to: keys(1).peer_id(), text: "me".into() }), Err(CommandError::SelfTarget));
+    assert!(matches!(n.command(t(0), Command::Direct { to: keys(2).peer_id(), text: "x".into() }), Err(CommandError::NotConnected(_))));
+    let bad_offer = Command::OfferFile { to: keys(2).peer_id(), name: "f".into(), size: 10, chunk_size: 4, file: crate::FileHash([0; 32]), chunk_hashes: vec![] };
+    assert!(matches!(n.command(t(0), bad_offer), Err(CommandError::InvalidFile(_))));
+}
