@@ -76,9 +76,7 @@ impl FromStr for PeerId {
         if s.len() != PEER_ID_TEXT_LEN {
             return Err(PeerIdParseError::Length(s.len()));
         }
-        let bytes = BASE32_NOPAD
-            .decode(s.to_ascii_uppercase().as_bytes())
-            .map_err(|_| PeerIdParseError::Alphabet)?;
+        let bytes = BASE32_NOPAD.decode(s.to_ascii_uppercase().as_bytes()).map_err(|_| PeerIdParseError::Alphabet)?;
         let arr: [u8; 32] = bytes.try_into().map_err(|_| PeerIdParseError::Alphabet)?;
         Ok(PeerId(arr))
     }

@@ -119,9 +119,11 @@ fn simultaneous_dials_leave_exactly_one_link() {
     sim.run_for(Duration::from_secs(5));
     assert_eq!(sim.node(a).node.peers().len(), 1);
     assert_eq!(sim.node(b).node.peers().len(), 1);
-    assert_eq!(sim.node(a).node.peers()[0].direction.map(|d| d == node_core::Direction::Outbound),
+    assert_eq!(
+        sim.node(a).node.peers()[0].direction.map(|d| d == node_core::Direction::Outbound),
         sim.node(b).node.peers()[0].direction.map(|d| d == node_core::Direction::Inbound),
-        "both ends agree on which link survived");
+        "both ends agree on which link survived"
+    );
     sim.run_for(Duration::from_secs(60));
     assert_eq!(sim.node(a).node.peers().len(), 1, "no flapping");
     let connects = sim.node(a).events.iter().filter(|(_, e)| matches!(e, Event::PeerConnected { .. })).count();

@@ -15,9 +15,8 @@ fn pair(seed: u64) -> (Sim, NodeIdx, NodeIdx) {
     let cfg = |name: &str| Config { name: name.into(), chunk_size: CHUNK, transfer_window: 4, ..Config::default() };
     let a = sim.add_node(cfg("a"), 0);
     let b = sim.add_node(cfg("b"), 0);
-    assert!(sim.run_while_not(Duration::from_secs(10), Duration::from_millis(100), |s| {
-        s.node(a).node.peers().len() == 1
-    }));
+    assert!(sim
+        .run_while_not(Duration::from_secs(10), Duration::from_millis(100), |s| { s.node(a).node.peers().len() == 1 }));
     (sim, a, b)
 }
 
@@ -114,9 +113,8 @@ fn several_holders_of_the_same_file_each_serve_chunks() {
     let a = sim.add_node(cfg("a"), 0);
     let c = sim.add_node(cfg("c"), 0);
     let b = sim.add_node(cfg("b"), 0);
-    assert!(sim.run_while_not(Duration::from_secs(10), Duration::from_millis(100), |s| {
-        s.node(b).node.peers().len() == 2
-    }));
+    assert!(sim
+        .run_while_not(Duration::from_secs(10), Duration::from_millis(100), |s| { s.node(b).node.peers().len() == 2 }));
     let data = content(4 << 20, 3);
     offer(&mut sim, a, b, data.clone());
     offer(&mut sim, c, b, data.clone());

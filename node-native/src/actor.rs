@@ -125,7 +125,8 @@ impl Actor {
                 let _ = reply.send(self.node.peers());
             }
             ActorCommand::Stats(reply) => {
-                let dropped = self.discovery.as_ref().map_or(0, |d| d.dropped.load(std::sync::atomic::Ordering::Relaxed));
+                let dropped =
+                    self.discovery.as_ref().map_or(0, |d| d.dropped.load(std::sync::atomic::Ordering::Relaxed));
                 let _ = reply.send((self.node.stats().clone(), dropped));
             }
             ActorCommand::Shutdown(_) => {}
@@ -202,7 +203,9 @@ impl Actor {
                     let _ = to_actor.blocking_send(ToActor::Input(Input::ChunkRead { file, index, result }));
                 });
             }
-            Output::WriteChunk { file, index, offset, data } => self.write_job(file, WriteJob::Chunk { index, offset, data }),
+            Output::WriteChunk { file, index, offset, data } => {
+                self.write_job(file, WriteJob::Chunk { index, offset, data })
+            }
             Output::FinalizeDownload { file, .. } => self.write_job(file, WriteJob::Finalize),
             Output::Event(event) => self.on_event(event),
         }
@@ -237,7 +240,15 @@ impl Actor {
     }
 
     /// Accepts an offer into `<downloads>/<name>.part`, resuming from its state file if present.
-    fn accept(&mut self, transfer_id: TransferId, from: node_core::PeerId, name: &str, size: u64, chunk_size: u32, file: FileHash) {
+    fn accept(
+        &mut self,
+        transfer_id: TransferId,
+        from: node_core::PeerId,
+        name: &str,
+        size: u64,
+        chunk_size: u32,
+        file: FileHash,
+    ) {
         let now = self.clock.now();
         let opened = if self.downloads.contains_key(&file) {
             Err(std::io::Error::other("already downloading this file"))
@@ -276,7 +287,12 @@ impl Actor {
 
 /// Owns one `.part` file: writes verified chunks in order, saves the chunk map now and then, and
 /// finishes the file when told. Runs on a blocking thread.
-fn download_writer(mut part: PartFile, file: FileHash, mut rx: mpsc::Receiver<WriteJob>, to_actor: mpsc::Sender<ToActor>) {
+fn download_writer(
+    mut part: PartFile,
+    file: FileHash,
+    mut rx: mpsc::Receiver<WriteJob>,
+    to_actor: mpsc::Sender<ToActor>,
+) {
     let mut last_save = std::time::Instant::now();
     while let Some(job) = rx.blocking_recv() {
         match job {

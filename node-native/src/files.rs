@@ -100,7 +100,13 @@ fn hex(bytes: &[u8]) -> String {
 
 impl PartFile {
     /// Opens (or resumes) the download of `file` into `dir`. Returns the chunk map to resume from.
-    pub fn open(dir: &Path, file: FileHash, name: &str, size: u64, chunk_size: u32) -> io::Result<(PartFile, Vec<bool>)> {
+    pub fn open(
+        dir: &Path,
+        file: FileHash,
+        name: &str,
+        size: u64,
+        chunk_size: u32,
+    ) -> io::Result<(PartFile, Vec<bool>)> {
         fs::create_dir_all(dir)?;
         let safe = safe_file_name(name);
         let hash_hex = hex(&file.0);
@@ -109,8 +115,7 @@ impl PartFile {
         for candidate in [format!("{safe}.part"), format!("{safe}-{}.part", &hash_hex[..8])] {
             let part_path = dir.join(&candidate);
             let state_path = dir.join(format!("{candidate}.weft"));
-            let existing: Option<PartState> =
-                fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            let existing: Option<PartState> = fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
             let resumable = existing.as_ref().is_some_and(|s| {
                 s.file_hash == hash_hex && s.size == size && s.chunk_size == chunk_size && s.have.len() == chunks
             });
@@ -128,7 +133,13 @@ impl PartFile {
                 }
                 None => {
                     f.set_len(size)?;
-                    PartState { file_hash: hash_hex.clone(), size, chunk_size, name: safe.clone(), have: "0".repeat(chunks) }
+                    PartState {
+                        file_hash: hash_hex.clone(),
+                        size,
+                        chunk_size,
+                        name: safe.clone(),
+                        have: "0".repeat(chunks),
+                    }
                 }
             };
             let mut pf = PartFile { file: f, part_path, state_path, state, dir: dir.to_owned(), dirty: true };

@@ -144,9 +144,8 @@ fn listen_addrs(listen: SocketAddr) -> Vec<SocketAddr> {
 /// Starts a node on the current tokio runtime.
 pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
     let identity = identity_file::load_or_create(&config.data_dir)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
     let tcp_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
     let (to_actor, inbox) = mpsc::channel(INBOX);
     let discovery = if config.lan_discovery {
@@ -193,5 +192,12 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         pending_offers: HashMap::new(),
     };
     tokio::spawn(actor.run(command_rx, inbox));
-    Ok(NodeHandle { commands, events, first: Arc::new(std::sync::Mutex::new(Some(first))), peer_id, tcp_addr, chunk_size })
+    Ok(NodeHandle {
+        commands,
+        events,
+        first: Arc::new(std::sync::Mutex::new(Some(first))),
+        peer_id,
+        tcp_addr,
+        chunk_size,
+    })
 }

@@ -7,7 +7,13 @@ use cli::args::{Cli, Commands};
 use tracing_subscriber::EnvFilter;
 
 fn init_logs(debug: bool, json: bool) {
-    let default = if debug { "debug" } else if json { "warn" } else { "info" };
+    let default = if debug {
+        "debug"
+    } else if json {
+        "warn"
+    } else {
+        "info"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }

@@ -108,7 +108,7 @@ pub async fn initiate_with_payload<S: AsyncRead + AsyncWrite + Unpin>(
     payload: &[u8],
     expect: Option<PeerId>,
 ) -> Result<Established, HandshakeError> {
-    let params: NoiseParams = NOISE_PARAMS.parse().map_err(snow::Error::from)?;
+    let params: NoiseParams = NOISE_PARAMS.parse()?;
     let mut hs = Builder::new(params).local_private_key(&static_key.private).build_initiator()?;
     let mut msg = vec![0u8; MAX_NOISE_MESSAGE];
     let mut pay = vec![0u8; MAX_NOISE_MESSAGE];
@@ -144,7 +144,7 @@ pub async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
     identity: &Keypair,
     static_key: &snow::Keypair,
 ) -> Result<Established, HandshakeError> {
-    let params: NoiseParams = NOISE_PARAMS.parse().map_err(snow::Error::from)?;
+    let params: NoiseParams = NOISE_PARAMS.parse()?;
     let mut hs = Builder::new(params).local_private_key(&static_key.private).build_responder()?;
     let mut msg = vec![0u8; MAX_NOISE_MESSAGE];
     let mut pay = vec![0u8; MAX_NOISE_MESSAGE];

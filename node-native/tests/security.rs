@@ -55,8 +55,11 @@ fn a_noise_key_not_bound_to_the_claimed_peer_id_is_refused() {
         noise::initiate_with_payload(&mut s, &static_key, &good, None).await.unwrap();
         assert!(!closed_by_node(&mut s, Duration::from_millis(500)).await, "an honest peer stays connected");
     });
-    assert_eq!(node.count(|e| e["event"] == "peer_connected" && e["peer_id"] == keys(1).peer_id().to_string().as_str()), 0,
-        "no link comes up before Hello");
+    assert_eq!(
+        node.count(|e| e["event"] == "peer_connected" && e["peer_id"] == keys(1).peer_id().to_string().as_str()),
+        0,
+        "no link comes up before Hello"
+    );
 }
 
 #[test]
@@ -130,6 +133,8 @@ fn an_oversized_frame_closes_only_that_link_and_junk_never_stalls_the_node() {
     let id = other.peer_id.clone();
     assert!(node.wait_peers(Duration::from_secs(20), |p| p.contains(&id)));
     other.send(json!({"cmd": "chat", "text": "after the junk"}));
-    assert!(node.wait_event(Duration::from_secs(10), |e| e["event"] == "chat" && e["text"] == "after the junk").is_some());
+    assert!(node
+        .wait_event(Duration::from_secs(10), |e| e["event"] == "chat" && e["text"] == "after the junk")
+        .is_some());
     assert!(node.alive());
 }

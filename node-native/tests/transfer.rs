@@ -72,7 +72,9 @@ fn a_200_mib_file_arrives_intact_and_resumes_after_the_receiver_is_killed() {
     assert_eq!(done["blake3"].as_str(), Some(src_hash.as_str()));
     assert_eq!(hash_file(&path), src_hash, "byte-identical (hashed by the test)");
     assert!(!b.data_dir.join("downloads/big.bin.part").exists(), "the .part file is gone");
-    assert!(a.wait_event(Duration::from_secs(20), |e| e["event"] == "transfer_sent" && e["complete"] == true).is_some());
+    assert!(a
+        .wait_event(Duration::from_secs(20), |e| e["event"] == "transfer_sent" && e["complete"] == true)
+        .is_some());
     let sent_again = last_sent(&a) - sent_before;
     eprintln!("killed with {sent_before} sent; resumed from {resumed}; sent again {sent_again}");
     assert!(sent_again < size * 6 / 10, "sent again {sent_again} of {size} bytes: must be under 60 %");

@@ -372,7 +372,7 @@ impl Node {
             }
         }
         let (established, _, _) = self.counts();
-        if established >= self.config.max_peers && !self.peers.get(&peer).is_some_and(|p| p.source == Source::Manual) {
+        if established >= self.config.max_peers && self.peers.get(&peer).is_none_or(|p| p.source != Source::Manual) {
             let peers = self.exchange_list(Some(peer));
             self.send(link, &Message::PeerExchange { peers });
             self.send(link, &Message::Goodbye { reason: "peer limit reached".into() });
@@ -386,7 +386,8 @@ impl Node {
         l.last_ping = now;
         let (direction, kind, addr) = (l.direction, l.kind, l.addr);
         let dialable = l.dialable_addr();
-        let source = if direction == Direction::Outbound && l.expect.is_none() { Source::Manual } else { Source::Discovery };
+        let source =
+            if direction == Direction::Outbound && l.expect.is_none() { Source::Manual } else { Source::Discovery };
         self.peers.observe(peer, &hello.name, dialable, source, now);
         if let Some(p) = self.peers.get_mut(&peer) {
             p.link = Some(link);

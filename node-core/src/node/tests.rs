@@ -43,7 +43,10 @@ fn addr(s: &str) -> SocketAddr {
 fn link_up(n: &mut Node, peer: &Keypair, now: Instant) -> LinkId {
     let link = n.allocate_link_id();
     let remote_addr = addr("10.0.0.9:3333");
-    n.handle(now, Input::LinkUp { link, peer: peer.peer_id(), direction: Direction::Inbound, remote_addr, kind: LinkKind::Tcp });
+    n.handle(
+        now,
+        Input::LinkUp { link, peer: peer.peer_id(), direction: Direction::Inbound, remote_addr, kind: LinkKind::Tcp },
+    );
     n.handle(now, Input::Frame { link, data: hello(peer, "default") });
     link
 }
@@ -61,7 +64,16 @@ fn a_hello_naming_another_identity_is_refused() {
     let mut n = node(1);
     drain(&mut n);
     let link = n.allocate_link_id();
-    n.handle(t(1), Input::LinkUp { link, peer: keys(2).peer_id(), direction: Direction::Inbound, remote_addr: addr("10.0.0.2:1"), kind: LinkKind::Tcp });
+    n.handle(
+        t(1),
+        Input::LinkUp {
+            link,
+            peer: keys(2).peer_id(),
+            direction: Direction::Inbound,
+            remote_addr: addr("10.0.0.2:1"),
+            kind: LinkKind::Tcp,
+        },
+    );
     n.handle(t(2), Input::Frame { link, data: hello(&keys(3), "default") });
     let outs = drain(&mut n);
     assert!(closed(&outs, link));
@@ -73,7 +85,16 @@ fn a_hello_naming_another_identity_is_refused() {
 fn a_hello_from_another_mesh_is_refused_without_blame() {
     let mut n = node(1);
     let link = n.allocate_link_id();
-    n.handle(t(1), Input::LinkUp { link, peer: keys(2).peer_id(), direction: Direction::Inbound, remote_addr: addr("10.0.0.2:1"), kind: LinkKind::Tcp });
+    n.handle(
+        t(1),
+        Input::LinkUp {
+            link,
+            peer: keys(2).peer_id(),
+            direction: Direction::Inbound,
+            remote_addr: addr("10.0.0.2:1"),
+            kind: LinkKind::Tcp,
+        },
+    );
     n.handle(t(2), Input::Frame { link, data: hello(&keys(2), "other") });
     let outs = drain(&mut n);
     assert!(closed(&outs, link));
@@ -101,8 +122,10 @@ fn silent_links_are_pinged_then_dropped() {
     drain(&mut n);
     n.handle_timeout(t(16_000));
     let outs = drain(&mut n);
-    let pinged = outs.iter().any(|o| matches!(o, Output::SendFrame { link: l, data } if *l == link
-        && matches!(wire::decode(data), Ok(wire::Decoded::Message(Message::Ping { .. })))));
+    let pinged = outs.iter().any(|o| {
+        matches!(o, Output::SendFrame { link: l, data } if *l == link
+        && matches!(wire::decode(data), Ok(wire::Decoded::Message(Message::Ping { .. }))))
+    });
     assert!(pinged, "a quiet link gets a ping after 15 s");
     n.handle_timeout(t(46_000));
     let outs = drain(&mut n);
@@ -144,16 +167,23 @@ fn announcements_are_verified_and_dialed_at_their_source_address() {
     n.handle(t(10), Input::Datagram { from: addr("192.0.2.7:47470"), data: data.clone() });
     let outs = drain(&mut n);
     assert!(outs.iter().any(|o| matches!(o, Output::Event(Event::PeerDiscovered { addr, .. }) if *addr == SocketAddr::from(([192, 0, 2, 7], 7777)))));
-    assert!(outs.iter().any(|o| matches!(o, Output::Transmit { dest: DatagramDest::Unicast(to), .. } if *to == addr("192.0.2.7:47470"))),
-        "a newly seen node gets an immediate unicast reply");
+    assert!(
+        outs.iter().any(
+            |o| matches!(o, Output::Transmit { dest: DatagramDest::Unicast(to), .. } if *to == addr("192.0.2.7:47470"))
+        ),
+        "a newly seen node gets an immediate unicast reply"
+    );
     // keys(1) < keys(9)? Whoever is lower dials at once; otherwise after a short delay.
     n.handle_timeout(t(2_000));
     let mut all = outs;
     all.extend(drain(&mut n));
-    let dials: Vec<SocketAddr> = all.iter().filter_map(|o| match o {
-        Output::OpenLink { addr, expect, .. } if *expect == Some(other.peer_id()) => Some(*addr),
-        _ => None,
-    }).collect();
+    let dials: Vec<SocketAddr> = all
+        .iter()
+        .filter_map(|o| match o {
+            Output::OpenLink { addr, expect, .. } if *expect == Some(other.peer_id()) => Some(*addr),
+            _ => None,
+        })
+        .collect();
     assert_eq!(dials, vec![SocketAddr::from(([192, 0, 2, 7], 7777))]);
 
     // The same datagram again is a replay; a tampered one fails its signature.
@@ -172,9 +202,18 @@ fn chats_with_a_forged_author_are_dropped() {
     let mut n = node(1);
     let link = link_up(&mut n, &keys(2), t(0));
     drain(&mut n);
-    let body = wire::ChatBody { msg_id: MsgId([1; 16]), author: keys(3).peer_id(), author_name: "x".into(), text: "hi".into(), unix_ms: 0 };
+    let body = wire::ChatBody {
+        msg_id: MsgId([1; 16]),
+        author: keys(3).peer_id(),
+        author_name: "x".into(),
+        text: "hi".into(),
+        unix_ms: 0,
+    };
     let signature = keys(2).sign(b"not the body");
-    n.handle(t(1), Input::Frame { link, data: wire::encode(&Message::Chat(wire::Signed { body, signature, hops: 3 })) });
+    n.handle(
+        t(1),
+        Input::Frame { link, data: wire::encode(&Message::Chat(wire::Signed { body, signature, hops: 3 })) },
+    );
     let outs = drain(&mut n);
     assert!(outs.iter().all(|o| !matches!(o, Output::Event(Event::Chat { .. }))));
     assert_eq!(n.stats().bad_signatures, 1);
@@ -185,8 +224,21 @@ fn commands_check_their_input() {
     let mut n = node(1);
     let long = "x".repeat(wire::MAX_TEXT_LEN + 1);
     assert!(matches!(n.command(t(0), Command::Chat { text: long }), Err(CommandError::TextTooLong { .. })));
-    assert_eq!(n.command(t(0), Command::Direct { to: keys(1).peer_id(), text: "me".into() }), Err(CommandError::SelfTarget));
-    assert!(matches!(n.command(t(0), Command::Direct { to: keys(2).peer_id(), text: "x".into() }), Err(CommandError::NotConnected(_))));
-    let bad_offer = Command::OfferFile { to: keys(2).peer_id(), name: "f".into(), size: 10, chunk_size: 4, file: crate::FileHash([0; 32]), chunk_hashes: vec![] };
+    assert_eq!(
+        n.command(t(0), Command::Direct { to: keys(1).peer_id(), text: "me".into() }),
+        Err(CommandError::SelfTarget)
+    );
+    assert!(matches!(
+        n.command(t(0), Command::Direct { to: keys(2).peer_id(), text: "x".into() }),
+        Err(CommandError::NotConnected(_))
+    ));
+    let bad_offer = Command::OfferFile {
+        to: keys(2).peer_id(),
+        name: "f".into(),
+        size: 10,
+        chunk_size: 4,
+        file: crate::FileHash([0; 32]),
+        chunk_hashes: vec![],
+    };
     assert!(matches!(n.command(t(0), bad_offer), Err(CommandError::InvalidFile(_))));
 }

@@ -229,12 +229,8 @@ impl Sim {
 
     /// Drops the link between `a` and `b` at both ends, as a network glitch would (both see it close).
     pub fn break_link(&mut self, a: NodeIdx, b: NodeIdx) -> bool {
-        let ends: Vec<((NodeIdx, LinkId), (NodeIdx, LinkId))> = self
-            .pairs
-            .iter()
-            .filter(|((n, _), (m, _))| *n == a && *m == b)
-            .map(|(k, v)| (*k, *v))
-            .collect();
+        let ends: Vec<((NodeIdx, LinkId), (NodeIdx, LinkId))> =
+            self.pairs.iter().filter(|((n, _), (m, _))| *n == a && *m == b).map(|(k, v)| (*k, *v)).collect();
         for (x, y) in &ends {
             self.pairs.remove(x);
             self.pairs.remove(y);
@@ -404,7 +400,11 @@ impl Sim {
                     self.pairs.remove(&(t, their_link));
                     if self.reachable(idx, t) {
                         let at = (now + self.delay()).max(self.fifo.get(&(t, their_link)).copied().unwrap_or(now));
-                        self.input(at, t, Input::LinkClosed { link: their_link, reason: format!("closed by peer: {reason}") });
+                        self.input(
+                            at,
+                            t,
+                            Input::LinkClosed { link: their_link, reason: format!("closed by peer: {reason}") },
+                        );
                     }
                 }
             }

@@ -188,10 +188,13 @@ impl Transfers {
     }
 
     /// Declines a pending offer.
-    pub fn decline(&mut self, from: PeerId, transfer_id: TransferId, reason: String) -> Result<Vec<Action>, CommandError> {
-        self.pending
-            .remove(&(from, transfer_id))
-            .ok_or_else(|| CommandError::NoSuchOffer(transfer_id.to_string()))?;
+    pub fn decline(
+        &mut self,
+        from: PeerId,
+        transfer_id: TransferId,
+        reason: String,
+    ) -> Result<Vec<Action>, CommandError> {
+        self.pending.remove(&(from, transfer_id)).ok_or_else(|| CommandError::NoSuchOffer(transfer_id.to_string()))?;
         Ok(vec![Action::Send { to: from, msg: Message::TransferCancel { transfer_id, reason } }])
     }
 
@@ -233,7 +236,9 @@ impl Transfers {
                     }
                 }
             }
-            Message::TransferCancel { transfer_id, reason } => self.on_cancel(now, from, transfer_id, reason, &mut actions),
+            Message::TransferCancel { transfer_id, reason } => {
+                self.on_cancel(now, from, transfer_id, reason, &mut actions)
+            }
             _ => {}
         }
         actions
@@ -277,7 +282,14 @@ impl Transfers {
         self.pending.insert(key, offer);
     }
 
-    fn on_cancel(&mut self, now: Instant, from: PeerId, transfer_id: TransferId, reason: String, actions: &mut Vec<Action>) {
+    fn on_cancel(
+        &mut self,
+        now: Instant,
+        from: PeerId,
+        transfer_id: TransferId,
+        reason: String,
+        actions: &mut Vec<Action>,
+    ) {
         if self.pending.remove(&(from, transfer_id)).is_some() {
             return;
         }
@@ -309,7 +321,13 @@ impl Transfers {
     }
 
     /// A chunk the driver read for one of our offers.
-    pub fn on_chunk_read(&mut self, now: Instant, file: FileHash, index: u32, result: Result<Vec<u8>, String>) -> Vec<Action> {
+    pub fn on_chunk_read(
+        &mut self,
+        now: Instant,
+        file: FileHash,
+        index: u32,
+        result: Result<Vec<u8>, String>,
+    ) -> Vec<Action> {
         let mut actions = Vec::new();
         let ids: Vec<TransferId> =
             self.outgoing.iter().filter(|(_, o)| FileHash(o.offer.file_hash) == file).map(|(id, _)| *id).collect();

@@ -146,7 +146,13 @@ impl Download {
         }
     }
 
-    fn request_chunks(&mut self, now: Instant, live: &[(PeerId, TransferId)], window: usize, actions: &mut Vec<Action>) {
+    fn request_chunks(
+        &mut self,
+        now: Instant,
+        live: &[(PeerId, TransferId)],
+        window: usize,
+        actions: &mut Vec<Action>,
+    ) {
         let mut load: BTreeMap<PeerId, usize> = BTreeMap::new();
         for (p, _) in self.in_flight.values() {
             *load.entry(*p).or_default() += 1;
@@ -223,7 +229,8 @@ impl Download {
         if self.have[index as usize] || self.writing.contains(&index) {
             return;
         }
-        if data.len() as u64 != self.chunk_len(index) || *blake3::hash(&data).as_bytes() != self.hashes[index as usize] {
+        if data.len() as u64 != self.chunk_len(index) || *blake3::hash(&data).as_bytes() != self.hashes[index as usize]
+        {
             self.cursor = self.cursor.min(index);
             return self.bad_source(from, "chunk does not match its hash", actions);
         }
@@ -251,7 +258,11 @@ impl Download {
                 done: self.done_bytes,
                 total: self.size,
             })));
-            actions.push(Action::Output(Output::FinalizeDownload { file: self.file, name: self.name.clone(), size: self.size }));
+            actions.push(Action::Output(Output::FinalizeDownload {
+                file: self.file,
+                name: self.name.clone(),
+                size: self.size,
+            }));
         }
     }
 

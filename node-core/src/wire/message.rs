@@ -263,9 +263,7 @@ impl Message {
             Message::Offer(o) => {
                 o.name.len() <= MAX_FILE_NAME_LEN && o.chunk_size > 0 && o.chunk_size <= MAX_CHUNK_SIZE
             }
-            Message::Hashes { hashes, .. } => {
-                hashes.len() % 32 == 0 && hashes.len() / 32 <= HASHES_PER_PAGE as usize
-            }
+            Message::Hashes { hashes, .. } => hashes.len() % 32 == 0 && hashes.len() / 32 <= HASHES_PER_PAGE as usize,
             Message::Want { chunks, .. } => chunks.len() <= MAX_WANT,
             Message::Chunk { data, .. } => data.len() <= MAX_CHUNK_SIZE as usize,
             Message::TransferCancel { reason, .. } | Message::Goodbye { reason } => reason.len() <= 256,

@@ -38,7 +38,15 @@ fn peer_info() -> impl Strategy<Value = PeerInfo> {
 fn message() -> impl Strategy<Value = Message> {
     let tid = any::<[u8; 16]>().prop_map(TransferId);
     prop_oneof![
-        (any::<u16>(), peer_id(), text(), text(), any::<Option<u16>>(), proptest::collection::vec(addr(), 0..4), any::<u64>())
+        (
+            any::<u16>(),
+            peer_id(),
+            text(),
+            text(),
+            any::<Option<u16>>(),
+            proptest::collection::vec(addr(), 0..4),
+            any::<u64>()
+        )
             .prop_map(|(protocol_version, peer_id, name, mesh_id, listen_port, listen_addrs, caps)| {
                 Message::Hello(Hello {
                     protocol_version,

@@ -184,7 +184,8 @@ async fn prompt_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
             Ok(list) if list.is_empty() => out.info(json!({}), "no peers yet"),
             Ok(list) => {
                 for p in list {
-                    let rtt = p.rtt.map(|r| format!("{:.1} ms", r.as_secs_f64() * 1000.0)).unwrap_or_else(|| "-".into());
+                    let rtt =
+                        p.rtt.map(|r| format!("{:.1} ms", r.as_secs_f64() * 1000.0)).unwrap_or_else(|| "-".into());
                     let link = p.kind.map(|k| k.as_str()).unwrap_or("-");
                     let addr = p.addr.map(|a| a.to_string()).unwrap_or_default();
                     out.info(json!({}), &format!("  {} {:<16} {link:<6} {addr:<22} rtt {rtt}", p.peer.short(), p.name));
@@ -209,7 +210,9 @@ async fn prompt_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
             },
             None => out.error("usage", "usage: /msg <peer> <text>"),
         },
-        "connect" | "send" => out.error("usage", &format!("usage: /{cmd} <{}>", if cmd == "send" { "file> [peer" } else { "host:port" })),
+        "connect" | "send" => {
+            out.error("usage", &format!("usage: /{cmd} <{}>", if cmd == "send" { "file> [peer" } else { "host:port" }))
+        }
         other => out.error("unknown_command", &format!("unknown command /{other}; /help lists them")),
     }
     false
@@ -229,7 +232,11 @@ async fn find_peer(node: &NodeHandle, query: &str) -> Result<node_core::PeerId, 
 async fn connect(node: &NodeHandle, out: &mut Out, target: &str) {
     if let Ok(id) = target.parse::<node_core::PeerId>() {
         let linked = node.peers().await.map(|l| l.iter().any(|p| p.peer == id)).unwrap_or(false);
-        let msg = if linked { "already linked to that peer" } else { "dialing by peer id needs its address or a bootstrap server" };
+        let msg = if linked {
+            "already linked to that peer"
+        } else {
+            "dialing by peer id needs its address or a bootstrap server"
+        };
         return out.error("connect", msg);
     }
     match resolve::addr(target).await {

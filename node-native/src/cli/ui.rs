@@ -27,9 +27,10 @@ impl Ui {
     fn bar(&mut self, id: TransferId, total: u64, label: String) -> &ProgressBar {
         self.transfers.entry(id).or_insert_with(|| {
             let bar = self.bars.add(ProgressBar::new(total));
-            let style = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
+            let style =
+                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
             bar.set_style(style);
             bar.set_message(label);
             bar

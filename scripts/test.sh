@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Sets up everything the test suite needs on a Debian machine and runs the whole suite:
+# formatting, lints, the wasm32 build of node-core, its dependency rule, a fuzz smoke run, and
+# every test (the simulator, real processes on loopback, and — as root — real LAN discovery
+# between network namespaces). Under CI=true the namespace tests fail instead of skipping.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/common.sh
+
+need_pkg cc gcc
+need_pkg ip iproute2
+need_pkg sysctl procps
+need_cargo
+need_wasm_target
+
+say "cargo fmt --check"
+cargo fmt --all --check
+
+say "clippy (warnings are errors; node-core's clippy.toml forbids clocks, thread RNGs and sockets)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+say "node-core builds for wasm32-unknown-unknown"
+cargo build --quiet -p node-core --target wasm32-unknown-unknown
+
+say "node-core's dependency tree has no tokio (or any other IO runtime)"
+if cargo tree -p node-core -e normal --target all --prefix none | grep -E '^(tokio|mio|async-std|socket2) '; then
+    echo "node-core must stay sans-IO" >&2
+    exit 1
+fi
+
+say "fuzz smoke (${FUZZ_SECONDS:-10}s per target; docs/FUZZING.md has the 60 s command)"
+bash scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-10}"
+
+say "tests"
+cargo test --workspace
