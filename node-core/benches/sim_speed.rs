@@ -16,6 +16,8 @@ fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+// The bench is a driver, not the core: it may read the host clock to time the simulator.
+#[allow(clippy::disallowed_methods)]
 fn main() {
     let nodes = env("SIM_NODES", 1000) as usize;
     let seconds = env("SIM_SECONDS", 60);

@@ -8,7 +8,6 @@
 //! the ratio says how much of the wait is discovery itself.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -63,5 +62,9 @@ fn main() {
     let (l, r) = (median(linked), median(ready));
     println!("median start-to-ready (baseline): {:.0} ms", r.as_secs_f64() * 1000.0);
     println!("median start-to-all-linked: {:.0} ms", l.as_secs_f64() * 1000.0);
-    println!("discovery alone: {:.0} ms; ratio all-linked/ready {:.2}", (l - r).as_secs_f64() * 1000.0, l.as_secs_f64() / r.as_secs_f64());
+    println!(
+        "discovery alone: {:.0} ms; ratio all-linked/ready {:.2}",
+        (l - r).as_secs_f64() * 1000.0,
+        l.as_secs_f64() / r.as_secs_f64()
+    );
 }

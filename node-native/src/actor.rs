@@ -47,9 +47,12 @@ pub(crate) struct Actor {
     pub discovery: Option<Discovery>,
     pub events: broadcast::Sender<NodeEvent>,
     pub links: HashMap<LinkId, LinkTasks>,
-    pub served: HashMap<FileHash, Arc<File>>,
+    /// Open files we offer, with how many unfinished offers use each (closed at zero).
+    pub served: HashMap<FileHash, (Arc<File>, usize)>,
+    /// Which file each of our unfinished offers serves.
+    pub offers: HashMap<TransferId, FileHash>,
     pub downloads: HashMap<FileHash, (mpsc::Sender<WriteJob>, JoinHandle<()>, TransferId)>,
-    pub pending_offers: HashMap<CommandId, oneshot::Sender<Result<TransferId, String>>>,
+    pub pending_offers: HashMap<CommandId, (FileHash, oneshot::Sender<Result<TransferId, String>>)>,
 }
 
 impl Actor {
@@ -95,15 +98,18 @@ impl Actor {
                 let _ = reply.send(r);
             }
             ActorCommand::Offer(OfferRequest { path, hashed, name, to, reply }) => {
-                match File::open(&path) {
-                    Ok(f) => {
-                        self.served.insert(hashed.file, Arc::new(f));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(format!("cannot open {}: {e}", path.display())));
-                        return;
+                if let std::collections::hash_map::Entry::Vacant(slot) = self.served.entry(hashed.file) {
+                    match File::open(&path) {
+                        Ok(f) => {
+                            slot.insert((Arc::new(f), 0));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(format!("cannot open {}: {e}", path.display())));
+                            return;
+                        }
                     }
                 }
+                let file = hashed.file;
                 let cmd = Command::OfferFile {
                     to,
                     name,
@@ -114,9 +120,12 @@ impl Actor {
                 };
                 match self.node.command(now, cmd) {
                     Ok(id) => {
-                        self.pending_offers.insert(id, reply);
+                        self.pending_offers.insert(id, (file, reply));
                     }
                     Err(e) => {
+                        if self.served.get(&file).is_some_and(|(_, users)| *users == 0) {
+                            self.served.remove(&file);
+                        }
                         let _ = reply.send(Err(e.to_string()));
                     }
                 }
@@ -191,7 +200,7 @@ impl Actor {
                 self.links.remove(&link);
             }
             Output::ReadChunk { file, index, offset, len } => {
-                let Some(f) = self.served.get(&file).cloned() else {
+                let Some(f) = self.served.get(&file).map(|(f, _)| f.clone()) else {
                     let now = self.clock.now();
                     let result = Err("file no longer offered".to_owned());
                     self.node.handle(now, Input::ChunkRead { file, index, result });
@@ -224,19 +233,41 @@ impl Actor {
     fn on_event(&mut self, event: Event) {
         match &event {
             Event::TransferStarted { command, transfer_id, .. } => {
-                if let Some(reply) = self.pending_offers.remove(command) {
+                if let Some((file, reply)) = self.pending_offers.remove(command) {
+                    if let Some((_, users)) = self.served.get_mut(&file) {
+                        *users += 1;
+                    }
+                    self.offers.insert(*transfer_id, file);
                     let _ = reply.send(Ok(*transfer_id));
                 }
             }
+            Event::TransferSent { transfer_id, complete: true, .. } => self.offer_finished(*transfer_id),
             Event::TransferOffered { transfer_id, from, name, size, chunk_size, file } if self.auto_accept => {
                 self.accept(*transfer_id, *from, name, *size, *chunk_size, *file);
             }
             Event::TransferDone { transfer_id, .. } | Event::TransferFailed { transfer_id, .. } => {
                 self.downloads.retain(|_, d| d.2 != *transfer_id);
+                self.offer_finished(*transfer_id);
             }
             _ => {}
         }
         let _ = self.events.send(NodeEvent::Core(event));
+    }
+
+    /// One of our offers ended: close its file once no other offer uses it.
+    fn offer_finished(&mut self, transfer_id: TransferId) {
+        if let Some(file) = self.offers.remove(&transfer_id) {
+            self.release_served(file);
+        }
+    }
+
+    fn release_served(&mut self, file: FileHash) {
+        if let Some((_, users)) = self.served.get_mut(&file) {
+            *users = users.saturating_sub(1);
+            if *users == 0 {
+                self.served.remove(&file);
+            }
+        }
     }
 
     /// Accepts an offer into `<downloads>/<name>.part`, resuming from its state file if present.

@@ -188,6 +188,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         events: events.clone(),
         links: HashMap::new(),
         served: HashMap::new(),
+        offers: HashMap::new(),
         downloads: HashMap::new(),
         pending_offers: HashMap::new(),
     };

@@ -4,6 +4,12 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use node_core::{Event, TransferId};
 use std::collections::HashMap;
 
+/// Text from peers with control characters made visible, so a peer cannot send terminal escape
+/// sequences to the user's screen.
+fn printable(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { char::REPLACEMENT_CHARACTER } else { c }).collect()
+}
+
 /// Prints events for a person and keeps one progress bar per transfer.
 pub struct Ui {
     bars: MultiProgress,
@@ -45,15 +51,21 @@ impl Ui {
 
     pub fn event(&mut self, e: &Event) {
         match e {
-            Event::PeerDiscovered { name, addr, .. } => self.line(&format!("· found {name} at {addr}")),
+            Event::PeerDiscovered { name, addr, .. } => self.line(&format!("· found {} at {addr}", printable(name))),
             Event::PeerConnected { peer, name, kind, addr, .. } => {
-                self.line(&format!("+ {name} ({}) linked over {} at {addr}", peer.short(), kind.as_str()))
+                self.line(&format!("+ {} ({}) linked over {} at {addr}", printable(name), peer.short(), kind.as_str()))
             }
-            Event::PeerDisconnected { peer, reason } => self.line(&format!("- {} left: {reason}", peer.short())),
-            Event::Chat { from_name, from, text, .. } => self.line(&format!("[{from_name} {}] {text}", from.short())),
-            Event::Direct { from, text, .. } => self.line(&format!("(direct from {}) {text}", from.short())),
+            Event::PeerDisconnected { peer, reason } => {
+                self.line(&format!("- {} left: {}", peer.short(), printable(reason)))
+            }
+            Event::Chat { from_name, from, text, .. } => {
+                self.line(&format!("[{} {}] {}", printable(from_name), from.short(), printable(text)))
+            }
+            Event::Direct { from, text, .. } => {
+                self.line(&format!("(direct from {}) {}", from.short(), printable(text)))
+            }
             Event::TransferOffered { name, size, from, .. } => {
-                self.line(&format!("receiving {name} ({size} bytes) from {}", from.short()))
+                self.line(&format!("receiving {} ({size} bytes) from {}", printable(name), from.short()))
             }
             Event::TransferStarted { transfer_id, to, .. } => {
                 self.line(&format!("offering transfer {} to {}", &transfer_id.to_string()[..8], to.short()))
@@ -73,16 +85,24 @@ impl Ui {
             }
             Event::TransferDone { transfer_id, path, .. } => {
                 self.finish(transfer_id);
-                self.line(&format!("✓ received {path} (BLAKE3 verified)"));
+                self.line(&format!("✓ received {} (BLAKE3 verified)", printable(path)));
             }
             Event::TransferFailed { transfer_id, reason } => {
                 self.finish(transfer_id);
-                self.line(&format!("✗ transfer {} failed: {reason}", &transfer_id.to_string()[..8]));
+                self.line(&format!("✗ transfer {} failed: {}", &transfer_id.to_string()[..8], printable(reason)));
             }
             Event::PeerMisbehaved { peer, reason } => {
-                self.line(&format!("! {} broke the protocol: {reason}", peer.short()))
+                self.line(&format!("! {} broke the protocol: {}", peer.short(), printable(reason)))
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escape_sequences_from_peers_are_defused() {
+        assert_eq!(super::printable("a\u{1b}[2Jb\n"), "a\u{fffd}[2Jb\u{fffd}");
     }
 }
