@@ -250,6 +250,22 @@ mod tests {
         assert_eq!(g.check(&sample(&keys, 1_000_000 + 119_000, 4), now), Ok(()));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_datagrams_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1300), magic in proptest::prelude::any::<bool>()) {
+            let mut data = if magic { MAGIC.to_vec() } else { Vec::new() };
+            data.extend_from_slice(&body);
+            proptest::prop_assert!(Announcement::decode_verified(&data).is_err() || data.starts_with(MAGIC));
+        }
+
+        #[test]
+        fn announcements_round_trip(name in "[a-z]{0,20}", mesh in "[a-z]{0,20}", port in 1u16.., unix_ms in proptest::prelude::any::<u64>(), nonce in proptest::prelude::any::<u64>()) {
+            let keys = Keypair::from_secret([5; 32]);
+            let a = Announcement { peer_id: keys.peer_id(), name, mesh_id: mesh, tcp_port: port, quic_port: None, http_port: None, unix_ms, nonce };
+            proptest::prop_assert_eq!(Announcement::decode_verified(&a.encode_signed(&keys)), Ok(a));
+        }
+    }
+
     #[test]
     fn designated_port_rotates_every_30_seconds() {
         let ports = DEFAULT_PORTS;
