@@ -398,6 +398,12 @@ impl Node {
         }
         self.pending_connects.retain(|_, t| t.link != Some(link));
         self.emit(Event::PeerConnected { peer, name: hello.name, kind, addr, direction });
+        // Measure the round trip right away, so UIs show an RTT from the start.
+        let nonce = self.rng.next_u64();
+        if let Some(l) = self.links.get_mut(&link) {
+            l.ping = Some((nonce, now));
+        }
+        self.send(link, &Message::Ping { nonce });
         let peers = self.exchange_list(Some(peer));
         if !peers.is_empty() {
             self.send(link, &Message::PeerExchange { peers });
