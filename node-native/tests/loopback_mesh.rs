@@ -23,11 +23,20 @@ fn three_chained_nodes_become_a_full_mesh_through_peer_exchange() {
     assert!(a.wait_peers(T, |p| p.contains(&idb) && p.contains(&idc) && p.len() == 2), "a links to b and c");
     assert!(b.wait_peers(T, |p| p.contains(&ida) && p.contains(&idc) && p.len() == 2), "b links to a and c");
     assert!(c.wait_peers(T, |p| p.contains(&ida) && p.contains(&idb) && p.len() == 2), "c links to a and b");
-    let last = a.events().into_iter().rev().find(|e| e["event"] == "peers").unwrap();
-    for p in last["list"].as_array().unwrap() {
-        assert!(p["rtt_ms"].as_f64().is_some(), "round-trip time measured from the start: {p}");
-        assert_eq!(p["link"], "tcp");
-    }
+    // Round-trip times are measured from the start, not after the first 15 s keepalive.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let measured = loop {
+        a.peers();
+        let last = a.events().into_iter().rev().find(|e| e["event"] == "peers").unwrap();
+        let list = last["list"].as_array().unwrap().clone();
+        if list.iter().all(|p| p["rtt_ms"].as_f64().is_some() && p["link"] == "tcp")
+            || std::time::Instant::now() > deadline
+        {
+            break list;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(measured.iter().all(|p| p["rtt_ms"].as_f64().is_some()), "{measured:?}");
     // A knew nobody: its link to C exists only because B told C about A.
     let a_to_c = a.wait_event(T, |e| e["event"] == "peer_connected" && e["peer_id"] == idc.as_str()).unwrap();
     assert_eq!(a_to_c["link"], "tcp");
