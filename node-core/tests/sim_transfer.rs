@@ -43,28 +43,25 @@ fn offer(sim: &mut Sim, from: NodeIdx, to: NodeIdx, data: Vec<u8>) -> FileHash {
     file
 }
 
-fn received(sim: &Sim, idx: NodeIdx) -> u64 {
-    sim.node(idx)
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::TransferProgress { done, .. } => Some(*done),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
+/// The largest value `pick` finds in a node's events (0 if none).
+fn max_of(sim: &Sim, idx: NodeIdx, pick: impl Fn(&Event) -> Option<u64>) -> u64 {
+    sim.node(idx).events.iter().filter_map(|(_, e)| pick(e)).max().unwrap_or(0)
 }
 
+/// Bytes the receiver has verified and written.
+fn received(sim: &Sim, idx: NodeIdx) -> u64 {
+    max_of(sim, idx, |e| match e {
+        Event::TransferProgress { done, .. } => Some(*done),
+        _ => None,
+    })
+}
+
+/// Bytes the sender has sent.
 fn sent(sim: &Sim, idx: NodeIdx) -> u64 {
-    sim.node(idx)
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::TransferSent { sent, .. } => Some(*sent),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
+    max_of(sim, idx, |e| match e {
+        Event::TransferSent { sent, .. } => Some(*sent),
+        _ => None,
+    })
 }
 
 fn done(sim: &Sim, idx: NodeIdx) -> bool {

@@ -5,31 +5,15 @@
 //!     cargo bench -p node-native --bench bulk_transfer            # 1 GiB
 //!     WEFT_BENCH_MIB=256 cargo bench -p node-native --bench bulk_transfer
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use weft_native::node_core::Event;
 use weft_native::{start, NodeConfig, NodeEvent};
-
-fn make_file(path: &Path, len: u64) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = len;
-    while left > 0 {
-        for b in buf.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
-        }
-        let n = left.min(buf.len() as u64) as usize;
-        f.write_all(&buf[..n]).unwrap();
-        left -= n as u64;
-    }
-    f.flush().unwrap();
-}
 
 /// Baseline: read the file, send it over loopback TCP, write it to a file on the other side.
 fn raw_tcp_copy(src: &Path, dst: &Path) -> Duration {
@@ -123,7 +107,7 @@ fn main() {
     let size = mib << 20;
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("bulk.bin");
-    make_file(&src, size);
+    support::make_file(&src, size, 1);
 
     let aes = cipher_throughput("Noise_XX_25519_AESGCM_SHA256", 512 << 20);
     let chacha = cipher_throughput("Noise_XX_25519_ChaChaPoly_SHA256", 512 << 20);

@@ -27,23 +27,18 @@ pub struct Discovery {
     pub dropped: Arc<AtomicU64>,
 }
 
-fn pool_socket_v4(port: u16) -> std::io::Result<Socket> {
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
-    s.set_broadcast(true)?;
-    s.set_nonblocking(true)?;
-    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
-    Ok(s)
-}
-
-fn pool_socket_v6(port: u16) -> std::io::Result<Socket> {
-    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_only_v6(true)?;
+/// A socket on a shared pool port: every node on the host binds the same ports, and broadcast
+/// and multicast datagrams reach all of them.
+fn pool_socket(ip: IpAddr, port: u16) -> std::io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(SocketAddr::new(ip, port)), Type::DGRAM, Some(Protocol::UDP))?;
+    match ip {
+        IpAddr::V4(_) => s.set_broadcast(true)?,
+        IpAddr::V6(_) => s.set_only_v6(true)?,
+    }
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
     s.set_nonblocking(true)?;
-    s.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
+    s.bind(&SocketAddr::new(ip, port).into())?;
     Ok(s)
 }
 
@@ -104,7 +99,7 @@ impl Discovery {
         let dropped = Arc::new(AtomicU64::new(0));
         let (v4_ifaces, v6_ifaces) = interfaces();
         for &port in ports {
-            match pool_socket_v4(port) {
+            match pool_socket(Ipv4Addr::UNSPECIFIED.into(), port) {
                 Ok(s) => {
                     let _ = s.join_multicast_v4(&MULTICAST_V4, &Ipv4Addr::UNSPECIFIED);
                     for (ip, _) in &v4_ifaces {
@@ -115,7 +110,7 @@ impl Discovery {
                 }
                 Err(e) => tracing::warn!("discovery port {port}/udp unavailable: {e}"),
             }
-            match pool_socket_v6(port) {
+            match pool_socket(Ipv6Addr::UNSPECIFIED.into(), port) {
                 Ok(s) => {
                     for idx in &v6_ifaces {
                         let _ = s.join_multicast_v6(&MULTICAST_V6, *idx);

@@ -39,16 +39,21 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-/// Brings up an inbound link from `peer` and completes Hello; returns the link id.
-fn link_up(n: &mut Node, peer: &Keypair, now: Instant) -> LinkId {
+/// Brings up an inbound link the transport authenticated as `peer`, and feeds it `hello`.
+fn inbound(n: &mut Node, peer: &Keypair, hello: Vec<u8>, now: Instant) -> LinkId {
     let link = n.allocate_link_id();
     let remote_addr = addr("10.0.0.9:3333");
     n.handle(
         now,
         Input::LinkUp { link, peer: peer.peer_id(), direction: Direction::Inbound, remote_addr, kind: LinkKind::Tcp },
     );
-    n.handle(now, Input::Frame { link, data: hello(peer, "default") });
+    n.handle(now, Input::Frame { link, data: hello });
     link
+}
+
+/// An inbound link from `peer` with a correct Hello.
+fn link_up(n: &mut Node, peer: &Keypair, now: Instant) -> LinkId {
+    inbound(n, peer, hello(peer, "default"), now)
 }
 
 fn closed(outs: &[Output], link: LinkId) -> bool {
@@ -63,18 +68,7 @@ fn connected_events(outs: &[Output]) -> usize {
 fn a_hello_naming_another_identity_is_refused() {
     let mut n = node(1);
     drain(&mut n);
-    let link = n.allocate_link_id();
-    n.handle(
-        t(1),
-        Input::LinkUp {
-            link,
-            peer: keys(2).peer_id(),
-            direction: Direction::Inbound,
-            remote_addr: addr("10.0.0.2:1"),
-            kind: LinkKind::Tcp,
-        },
-    );
-    n.handle(t(2), Input::Frame { link, data: hello(&keys(3), "default") });
+    let link = inbound(&mut n, &keys(2), hello(&keys(3), "default"), t(1));
     let outs = drain(&mut n);
     assert!(closed(&outs, link));
     assert_eq!(connected_events(&outs), 0);
@@ -84,18 +78,7 @@ fn a_hello_naming_another_identity_is_refused() {
 #[test]
 fn a_hello_from_another_mesh_is_refused_without_blame() {
     let mut n = node(1);
-    let link = n.allocate_link_id();
-    n.handle(
-        t(1),
-        Input::LinkUp {
-            link,
-            peer: keys(2).peer_id(),
-            direction: Direction::Inbound,
-            remote_addr: addr("10.0.0.2:1"),
-            kind: LinkKind::Tcp,
-        },
-    );
-    n.handle(t(2), Input::Frame { link, data: hello(&keys(2), "other") });
+    let link = inbound(&mut n, &keys(2), hello(&keys(2), "other"), t(1));
     let outs = drain(&mut n);
     assert!(closed(&outs, link));
     assert_eq!(n.stats().misbehaving_links, 0);
