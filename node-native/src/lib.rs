@@ -56,7 +56,7 @@ pub struct NodeConfig {
     pub name: String,
     /// Mesh id; nodes in other meshes are ignored.
     pub mesh: String,
-    /// TCP listen address (port 0: any free port).
+    /// TCP listen address (port 0: any free port; `[::]` takes IPv4 too).
     pub listen: SocketAddr,
     /// Addresses to dial at start and keep dialing.
     pub connect: Vec<SocketAddr>,
@@ -83,7 +83,7 @@ impl Default for NodeConfig {
         NodeConfig {
             name: core.name,
             mesh: core.mesh_id,
-            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            listen: SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
             connect: Vec::new(),
             max_peers: core.max_peers,
             downloads_dir: data_dir.join("downloads"),
@@ -135,17 +135,40 @@ fn listen_addrs(listen: SocketAddr) -> Vec<SocketAddr> {
     if_addrs::get_if_addrs()
         .unwrap_or_default()
         .into_iter()
-        .filter(|i| !i.is_loopback() && i.ip().is_ipv4())
+        .filter(|i| !i.is_loopback() && !i.is_link_local())
         .map(|i| SocketAddr::new(i.ip(), listen.port()))
         .take(node_core::wire::MAX_ADDRS)
         .collect()
 }
 
+/// Binds the TCP listener. The unspecified IPv6 address is bound dual-stack, so one socket takes
+/// IPv4 and IPv6 links (peers found over IPv6 link-local multicast are dialed over IPv6); where
+/// the host has no IPv6 it falls back to IPv4 only.
+fn bind_tcp(listen: SocketAddr) -> std::io::Result<TcpListener> {
+    let dual = |addr: SocketAddr| -> std::io::Result<TcpListener> {
+        let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+        if addr.is_ipv6() {
+            s.set_only_v6(false)?;
+        }
+        s.set_reuse_address(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        s.listen(1024)?;
+        TcpListener::from_std(s.into())
+    };
+    match dual(listen) {
+        Err(e) if listen.ip() == std::net::IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED) => {
+            tracing::info!("no IPv6 ({e}); listening on IPv4 only");
+            dual(SocketAddr::from((Ipv4Addr::UNSPECIFIED, listen.port())))
+        }
+        other => other,
+    }
+}
+
 /// Starts a node on the current tokio runtime.
 pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
     let identity = identity_file::load_or_create(&config.data_dir)?;
-    let listener =
-        TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let listener = bind_tcp(config.listen).map_err(|source| StartError::Listen { addr: config.listen, source })?;
     let tcp_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
     let (to_actor, inbox) = mpsc::channel(INBOX);
     let discovery = if config.lan_discovery {

@@ -56,6 +56,8 @@ pub fn spawn_listener(listener: TcpListener, keys: Keys, to_actor: mpsc::Sender<
                     continue;
                 }
             };
+            // IPv4 peers on the dual-stack socket appear as ::ffff:a.b.c.d; show them as IPv4.
+            let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
             let Ok(permit) = pending.clone().try_acquire_owned() else {
                 tracing::debug!("too many handshakes in progress; dropping {remote}");
                 continue;

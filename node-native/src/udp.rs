@@ -52,16 +52,32 @@ fn interfaces() -> (Vec<(Ipv4Addr, Option<Ipv4Addr>)>, Vec<u32>) {
         }
         match iface.addr {
             if_addrs::IfAddr::V4(a) => v4.push((a.ip, a.broadcast)),
-            if_addrs::IfAddr::V6(_) => {
-                if let Some(i) = iface.index {
-                    if !v6.contains(&i) {
-                        v6.push(i);
-                    }
-                }
-            }
+            if_addrs::IfAddr::V6(_) => v6.extend(iface.index),
         }
     }
+    // if-addrs leaves out link-local IPv6 addresses, and a LAN may have nothing else: ask the
+    // kernel's own list, which has every IPv6 interface with its index.
+    if let Ok(table) = std::fs::read_to_string("/proc/net/if_inet6") {
+        v6.extend(ipv6_indices(&table));
+    }
+    v6.sort_unstable();
+    v6.dedup();
     (v4, v6)
+}
+
+/// Interface indices of non-loopback lines of `/proc/net/if_inet6`
+/// (`address ifindex prefixlen scope flags name`, indices in hex).
+fn ipv6_indices(table: &str) -> Vec<u32> {
+    table
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [_, index, _, _, _, name] if *name != "lo" => u32::from_str_radix(index, 16).ok(),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 fn spawn_receiver(socket: Arc<UdpSocket>, to_actor: mpsc::Sender<ToActor>, dropped: Arc<AtomicU64>) {
@@ -180,5 +196,16 @@ impl Discovery {
                 tracing::trace!("discovery send to {to} failed: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kernel_ipv6_table_parses_to_non_loopback_indices() {
+        let table = "00000000000000000000000000000001 01 80 10 80       lo\n\
+                     fe8000000000000098d396fffeef2b12 0c 40 20 80     eth0\n\
+                     garbage\n";
+        assert_eq!(super::ipv6_indices(table), vec![12]);
     }
 }

@@ -68,6 +68,26 @@ fn nodes_on_one_lan_find_each_other_and_other_meshes_are_ignored() {
     assert_eq!(stranger.count(|e| e["event"] == "chat"), 0);
 }
 
+#[test]
+fn an_ipv6_only_lan_links_over_link_local_multicast() {
+    if !netns::required() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut lan = Lan::new();
+    for _ in 0..3 {
+        lan.add_host_v6_only();
+    }
+    let mut nodes: Vec<Weft> = (0..3).map(|i| start(&lan, dir.path(), i, &format!("v{i}"), &[])).collect();
+    for n in nodes.iter_mut() {
+        assert!(n.wait_peers(T, |p| p.len() == 2), "{} links to the other two over IPv6", n.name);
+    }
+    let ev = nodes[0].wait_event(T, |e| e["event"] == "peer_connected").unwrap();
+    assert!(ev["addr"].as_str().unwrap().starts_with("[fe80::"), "{ev}");
+    nodes[1].send(json!({"cmd": "chat", "text": "v6"}));
+    assert!(nodes[2].wait_event(T, |e| e["event"] == "chat" && e["text"] == "v6").is_some());
+}
+
 /// An announcement signed by `keys`, as a node would send it.
 fn announcement(keys: &Keypair, tcp_port: u16, unix_ms: u64, nonce: u64) -> Vec<u8> {
     Announcement {

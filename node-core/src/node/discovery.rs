@@ -68,8 +68,10 @@ impl Node {
         if a.tcp_port == 0 {
             return;
         }
-        // The dial target is the datagram's source IP, never anything the body claims.
-        let addr = SocketAddr::new(from.ip(), a.tcp_port);
+        // The dial target is the datagram's source IP, never anything the body claims (with its
+        // scope, which an IPv6 link-local address needs).
+        let mut addr = from;
+        addr.set_port(a.tcp_port);
         let is_new = self.peers.observe(a.peer_id, &a.name, Some(addr), Source::Discovery, now);
         self.note_discovered_addr(&a.peer_id, addr);
         if is_new {

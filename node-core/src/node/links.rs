@@ -15,6 +15,8 @@ use std::net::SocketAddr;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A dial the driver never answered is given up after this.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a peer heard only over IPv6 link-local waits for its IPv4 announcement.
+const LINK_LOCAL_GRACE: Duration = Duration::from_millis(250);
 /// Most dials in flight at once.
 const MAX_CONCURRENT_DIALS: usize = 8;
 /// Least time between two peer-exchange answers on one link.
@@ -71,11 +73,20 @@ impl Link {
     }
 
     /// Where a third party could dial this peer: the address we dialed, or the source IP of its
-    /// inbound link with the listen port it told us.
+    /// inbound link with the listen port it told us. Not an IPv6 link-local address: its scope
+    /// is an interface index of ours, meaningless to anyone else.
     fn dialable_addr(&self) -> Option<SocketAddr> {
-        match self.direction {
+        let addr = match self.direction {
             Direction::Outbound => Some(self.addr),
-            Direction::Inbound => self.listen_port.map(|p| SocketAddr::new(self.addr.ip(), p)),
+            Direction::Inbound => self.listen_port.map(|p| {
+                let mut a = self.addr;
+                a.set_port(p);
+                a
+            }),
+        }?;
+        match addr {
+            SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() => None,
+            _ => Some(addr),
         }
     }
 }
@@ -554,10 +565,19 @@ impl Node {
     /// Called by discovery for a newly seen peer: the lower id dials at once, the higher one a
     /// moment later if no link has appeared by then.
     pub(super) fn schedule_discovered_dial(&mut self, now: Instant, peer: PeerId) {
-        let delay = if self.me < peer { Duration::ZERO } else { HIGHER_ID_DIAL_DELAY };
+        let mut delay = if self.me < peer { Duration::ZERO } else { HIGHER_ID_DIAL_DELAY };
         if let Some(p) = self.peers.get_mut(&peer) {
+            // Heard over IPv6 link-local first: give the IPv4 copy of the announcement (sent at
+            // the same moment) a beat to arrive, since it makes the better address.
+            let only_link_local =
+                p.addrs.iter().all(|a| matches!(a, SocketAddr::V6(v6) if v6.ip().is_unicast_link_local()));
+            if only_link_local {
+                delay = delay.max(LINK_LOCAL_GRACE);
+            }
             if p.link.is_none() && p.dialing.is_none() && p.failures == 0 {
                 p.next_dial = now + delay;
+                let at = now + delay;
+                self.dial_wakeup = Some(self.dial_wakeup.map_or(at, |w| w.min(at)));
             }
         }
         self.dial_candidates(now);

@@ -79,6 +79,8 @@ pub struct Node {
     seen: BoundedSet<MsgId>,
     transfers: Transfers,
     next_maintenance: Instant,
+    /// A discovered peer's delayed dial, when it is due before the next maintenance tick.
+    dial_wakeup: Option<Instant>,
     next_peer_exchange: Instant,
     stats: Stats,
 }
@@ -127,6 +129,7 @@ impl Node {
             replay: ReplayGuard::new(4096),
             reply_budget: (now, 0),
             next_maintenance: now + MAINTENANCE_INTERVAL,
+            dial_wakeup: None,
             stats: Stats::default(),
         }
     }
@@ -189,7 +192,7 @@ impl Node {
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.next_maintenance.min(self.next_peer_exchange);
-        if let Some(a) = self.next_announce {
+        for a in [self.next_announce, self.dial_wakeup].into_iter().flatten() {
             t = t.min(a);
         }
         Some(t)
@@ -200,6 +203,10 @@ impl Node {
         self.now = now;
         if self.next_announce.is_some_and(|t| t <= now) {
             self.announce(now);
+        }
+        if self.dial_wakeup.is_some_and(|t| t <= now) {
+            self.dial_wakeup = None;
+            self.dial_candidates(now);
         }
         if self.next_maintenance <= now {
             self.next_maintenance = now + MAINTENANCE_INTERVAL;

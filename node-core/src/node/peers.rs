@@ -156,10 +156,17 @@ pub(super) fn backoff(failures: u32, jitter: f64) -> Duration {
     base.min(MAX_BACKOFF).mul_f64(jitter.clamp(0.5, 1.5))
 }
 
+/// Puts `addr` first (most recently confirmed), except that IPv6 link-local addresses always
+/// come after the others: they work only on this link and mean nothing in a peer exchange.
 pub(super) fn push_front_bounded(addrs: &mut Vec<SocketAddr>, addr: SocketAddr) {
     addrs.retain(|a| *a != addr);
     addrs.insert(0, addr);
+    addrs.sort_by_key(is_link_local_v6); // stable: recency order holds within each group
     addrs.truncate(MAX_ADDRS);
+}
+
+fn is_link_local_v6(addr: &SocketAddr) -> bool {
+    matches!(addr, SocketAddr::V6(v6) if v6.ip().is_unicast_link_local())
 }
 
 #[cfg(test)]
@@ -168,6 +175,19 @@ mod tests {
 
     fn id(n: u8) -> PeerId {
         PeerId::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn link_local_addresses_come_last() {
+        let mut addrs = Vec::new();
+        let v4: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let ll: SocketAddr = "[fe80::1%2]:1".parse().unwrap();
+        let v4b: SocketAddr = "10.0.0.2:1".parse().unwrap();
+        push_front_bounded(&mut addrs, v4);
+        push_front_bounded(&mut addrs, ll);
+        assert_eq!(addrs, vec![v4, ll]);
+        push_front_bounded(&mut addrs, v4b);
+        assert_eq!(addrs, vec![v4b, v4, ll]);
     }
 
     #[test]

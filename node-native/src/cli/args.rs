@@ -41,8 +41,8 @@ pub struct RunArgs {
     /// TCP port to accept links on (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
+    /// Address to listen on (`::` takes IPv4 and IPv6; falls back to IPv4 where IPv6 is off).
+    #[arg(long, default_value = "::")]
     pub bind: std::net::IpAddr,
     /// A node to dial at start (host:port); repeatable. Redialed with backoff if the link drops.
     #[arg(long, value_name = "ADDR")]

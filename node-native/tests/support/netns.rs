@@ -61,8 +61,17 @@ impl Lan {
         lan
     }
 
-    /// Adds a host; returns its index.
+    /// Adds a host with an IPv4 address (and IPv6 link-local); returns its index.
     pub fn add_host(&mut self) -> usize {
+        self.add(true)
+    }
+
+    /// Adds a host with no IPv4 at all: only its IPv6 link-local address.
+    pub fn add_host_v6_only(&mut self) -> usize {
+        self.add(false)
+    }
+
+    fn add(&mut self, v4: bool) -> usize {
         let i = self.hosts.len();
         let ns = format!("{}-h{i}", self.prefix);
         ip(&["netns", "add", &ns]);
@@ -72,11 +81,15 @@ impl Lan {
         ip(&["-n", &self.switch, "link", "set", &port, "master", "br0", "up"]);
         sysctl(&ns, "net.ipv6.conf.all.accept_dad", "0");
         sysctl(&ns, "net.ipv6.conf.eth0.accept_dad", "0");
-        ip(&["-n", &ns, "addr", "add", &format!("{}/24", self.ip(i)), "dev", "eth0"]);
+        if v4 {
+            ip(&["-n", &ns, "addr", "add", &format!("{}/24", self.ip(i)), "dev", "eth0"]);
+        }
         ip(&["-n", &ns, "link", "set", "lo", "up"]);
         ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-        // Broadcast to 255.255.255.255 and multicast need a route; the namespace has nothing else.
-        ip(&["-n", &ns, "route", "add", "default", "dev", "eth0"]);
+        if v4 {
+            // Broadcast to 255.255.255.255 and multicast need a route; the namespace has nothing else.
+            ip(&["-n", &ns, "route", "add", "default", "dev", "eth0"]);
+        }
         i
     }
 
