@@ -147,3 +147,18 @@ fn an_empty_file_transfers() {
     assert!(sim.run_while_not(Duration::from_secs(10), Duration::from_millis(50), |s| done(s, b)));
     assert_eq!(sim.node(b).storage.finished[0].1, Vec::<u8>::new());
 }
+
+#[test]
+fn a_download_whose_sources_vanish_gives_up_after_ten_minutes() {
+    let (mut sim, a, b) = pair(seed(26));
+    offer(&mut sim, a, b, content(32 << 20, 6));
+    assert!(sim.run_while_not(Duration::from_secs(30), Duration::from_millis(5), |s| received(s, b) > 1 << 20));
+    assert!(!done(&sim, b), "killed mid-way");
+    sim.kill(a);
+    sim.run_for(Duration::from_secs(9 * 60));
+    let failed = |s: &Sim| s.node(b).events.iter().any(|(_, e)| matches!(e, Event::TransferFailed { .. }));
+    assert!(!failed(&sim), "patient while the source may come back");
+    sim.run_for(Duration::from_secs(3 * 60));
+    assert!(failed(&sim), "gives up (the partial file stays for a later offer)");
+    assert!(!sim.node(b).storage.partial.is_empty());
+}

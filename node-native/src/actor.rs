@@ -6,7 +6,7 @@ use crate::files::{read_chunk, PartFile};
 use crate::handle::{ActorCommand, NodeEvent, OfferRequest};
 use crate::tcp::{self, Keys, LinkTasks, NewLink};
 use crate::udp::Discovery;
-use node_core::{Command, CommandId, Event, FileHash, Input, LinkId, LinkKind, Node, Output, TransferId};
+use node_core::{Command, CommandId, Event, FileHash, Input, LinkId, LinkKind, Node, Output, PeerId, TransferId};
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
@@ -23,6 +23,17 @@ pub enum ToActor {
     Inbound(NewLink),
     /// A dial finished its handshake.
     Outbound(LinkId, NewLink),
+    /// A download's `.part` file was opened (or not) for an offer.
+    Opened {
+        /// The content.
+        file: FileHash,
+        /// The offer's sender.
+        from: PeerId,
+        /// The offer.
+        transfer_id: TransferId,
+        /// The file and the chunk map to resume from.
+        result: std::io::Result<(PartFile, Vec<bool>)>,
+    },
 }
 
 /// Capacity of the channel into the actor. Link readers wait when it is full (TCP back-pressure);
@@ -52,6 +63,8 @@ pub(crate) struct Actor {
     /// Which file each of our unfinished offers serves.
     pub offers: HashMap<TransferId, FileHash>,
     pub downloads: HashMap<FileHash, (mpsc::Sender<WriteJob>, JoinHandle<()>, TransferId)>,
+    /// Downloads whose file is being opened, with further offers of the same content waiting.
+    pub opening: HashMap<FileHash, Vec<(PeerId, TransferId)>>,
     pub pending_offers: HashMap<CommandId, (FileHash, oneshot::Sender<Result<TransferId, String>>)>,
 }
 
@@ -157,6 +170,7 @@ impl Actor {
                 self.adopt(link, new, node_core::Direction::Inbound);
             }
             ToActor::Outbound(link, new) => self.adopt(link, new, node_core::Direction::Outbound),
+            ToActor::Opened { file, from, transfer_id, result } => self.opened(file, from, transfer_id, result),
         }
     }
 
@@ -187,7 +201,7 @@ impl Actor {
             }
             Output::SendFrame { link, data } => {
                 let Some(tasks) = self.links.get(&link) else { return };
-                if tasks.frames.try_send(data).is_err() {
+                if !tasks.send(data) {
                     // The peer stopped reading (or the link died): never queue without bound.
                     self.links.remove(&link);
                     let now = self.clock.now();
@@ -271,33 +285,63 @@ impl Actor {
     }
 
     /// Accepts an offer into `<downloads>/<name>.part`, resuming from its state file if present.
+    /// Accepts an offer: opens `<downloads>/<name>.part` (resuming from its state file) on a
+    /// blocking thread, then answers the node in [`Self::opened`]. A second offer for content
+    /// already being opened waits for that, then joins it as another source.
     fn accept(
         &mut self,
         transfer_id: TransferId,
-        from: node_core::PeerId,
+        from: PeerId,
         name: &str,
         size: u64,
         chunk_size: u32,
         file: FileHash,
     ) {
+        if let Some(waiting) = self.opening.get_mut(&file) {
+            waiting.push((from, transfer_id));
+            return;
+        }
+        self.opening.insert(file, Vec::new());
+        let (dir, name, to_actor) = (self.downloads_dir.clone(), name.to_owned(), self.to_actor.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = PartFile::open(&dir, file, &name, size, chunk_size);
+            let _ = to_actor.blocking_send(ToActor::Opened { file, from, transfer_id, result });
+        });
+    }
+
+    /// A download's file is open (or could not be): start its writer and accept.
+    fn opened(
+        &mut self,
+        file: FileHash,
+        from: PeerId,
+        transfer_id: TransferId,
+        result: std::io::Result<(PartFile, Vec<bool>)>,
+    ) {
         let now = self.clock.now();
-        let opened = if self.downloads.contains_key(&file) {
-            Err(std::io::Error::other("already downloading this file"))
-        } else {
-            PartFile::open(&self.downloads_dir, file, name, size, chunk_size)
-        };
-        match opened {
+        let waiting = self.opening.remove(&file).unwrap_or_default();
+        match result {
             Ok((part, have)) => {
                 let (tx, rx) = mpsc::channel(1024);
                 let to_actor = self.to_actor.clone();
                 let task = tokio::task::spawn_blocking(move || download_writer(part, file, rx, to_actor));
+                if let Err(e) = self.node.command(now, Command::AcceptOffer { from, transfer_id, have }) {
+                    // The offer went away meanwhile (cancelled, or its sender left): dropping
+                    // the channel makes the writer save its state and stop.
+                    tracing::debug!("offer {transfer_id} no longer pending: {e}");
+                    drop(tx);
+                    return;
+                }
                 self.downloads.insert(file, (tx, task, transfer_id));
-                let _ = self.node.command(now, Command::AcceptOffer { from, transfer_id, have });
+                for (from, transfer_id) in waiting {
+                    let _ = self.node.command(now, Command::AcceptOffer { from, transfer_id, have: Vec::new() });
+                }
             }
             Err(e) => {
                 let reason = format!("cannot store the download: {e}");
                 let _ = self.events.send(NodeEvent::Error { code: "storage", message: reason.clone() });
-                let _ = self.node.command(now, Command::DeclineOffer { from, transfer_id, reason });
+                for (from, transfer_id) in std::iter::once((from, transfer_id)).chain(waiting) {
+                    let _ = self.node.command(now, Command::DeclineOffer { from, transfer_id, reason: reason.clone() });
+                }
             }
         }
     }

@@ -188,6 +188,9 @@ impl PartFile {
             hasher.update(&buf[..n]);
         }
         if *hasher.finalize().as_bytes() != expected.0 {
+            // Its chunk map would resume a later download into the same garbage: start over.
+            let _ = fs::remove_file(&self.part_path);
+            let _ = fs::remove_file(&self.state_path);
             return Err(io::Error::new(io::ErrorKind::InvalidData, "whole-file hash does not match the offer"));
         }
         let name = self.state.name.clone();
@@ -265,5 +268,6 @@ mod tests {
         pf.write_chunk(0, 0, b"abc").unwrap();
         assert!(pf.finish(FileHash([7; 32])).is_err());
         assert!(!dir.path().join("x").exists());
+        assert!(!dir.path().join("x.part").exists() && !dir.path().join("x.part.weft").exists(), "no poisoned resume");
     }
 }

@@ -212,6 +212,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         links: HashMap::new(),
         served: HashMap::new(),
         offers: HashMap::new(),
+        opening: HashMap::new(),
         downloads: HashMap::new(),
         pending_offers: HashMap::new(),
     };

@@ -7,6 +7,7 @@ use node_core::identity::Keypair;
 use node_core::wire::frame::{encode_frame, FrameDecoder};
 use node_core::{Input, LinkId, PeerId};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -23,6 +24,13 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_PENDING_HANDSHAKES: usize = 64;
 /// Frames queued for one link before the link counts as stuck and is closed.
 pub const LINK_QUEUE: usize = 512;
+/// Bytes queued for one link before the link counts as stuck and is closed (enough for a
+/// transfer window of chunks from several downloads at once).
+pub const LINK_QUEUE_BYTES: usize = 32 << 20;
+/// Longest one socket write may take before the link is given up.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a closed link's writer may keep flushing.
+const WRITER_GRACE: Duration = Duration::from_secs(5);
 
 /// Identity material the link tasks need.
 #[derive(Clone)]
@@ -102,14 +110,39 @@ pub fn spawn_dial(link: LinkId, addr: SocketAddr, expect: Option<PeerId>, keys: 
 
 /// The actor's handle on a running link.
 pub struct LinkTasks {
-    /// Frames to send; dropping it flushes and closes the connection.
-    pub frames: mpsc::Sender<Vec<u8>>,
+    frames: mpsc::Sender<Vec<u8>>,
+    /// Bytes queued and not yet written: the queue is bounded in bytes, not only in frames.
+    queued: Arc<AtomicUsize>,
     reader: AbortHandle,
+    writer: AbortHandle,
+}
+
+impl LinkTasks {
+    /// Queues a frame; false if the link is stuck (its peer stopped reading) or gone.
+    pub fn send(&self, frame: Vec<u8>) -> bool {
+        let len = frame.len();
+        if self.queued.load(Ordering::Relaxed) + len > LINK_QUEUE_BYTES {
+            return false;
+        }
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        self.frames.try_send(frame).is_ok()
+    }
 }
 
 impl Drop for LinkTasks {
     fn drop(&mut self) {
         self.reader.abort();
+        // The writer flushes what is queued (a Goodbye, say), then closes; a peer that stopped
+        // reading would block it forever, so it is cut off after a grace period.
+        let writer = self.writer.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(WRITER_GRACE).await;
+                writer.abort();
+            });
+        } else {
+            writer.abort();
+        }
     }
 }
 
@@ -118,9 +151,11 @@ pub fn spawn_link(link: LinkId, new: NewLink, frame_cap: usize, to_actor: mpsc::
     let (read, write) = new.stream.into_split();
     let (tx, rx) = mpsc::channel(LINK_QUEUE);
     let transport = new.established.transport;
-    tokio::spawn(write_loop(write, Sealer::new(transport.clone()), rx, frame_cap));
+    let queued = Arc::new(AtomicUsize::new(0));
+    let writer =
+        tokio::spawn(write_loop(write, Sealer::new(transport.clone()), rx, frame_cap, queued.clone())).abort_handle();
     let reader = tokio::spawn(read_loop(link, read, Opener::new(transport), frame_cap, to_actor)).abort_handle();
-    LinkTasks { frames: tx, reader }
+    LinkTasks { frames: tx, queued, reader, writer }
 }
 
 async fn read_loop(
@@ -159,12 +194,19 @@ async fn read_loop(
     let _ = to_actor.send(ToActor::Input(Input::LinkClosed { link, reason })).await;
 }
 
-async fn write_loop(mut write: OwnedWriteHalf, mut sealer: Sealer, mut rx: mpsc::Receiver<Vec<u8>>, frame_cap: usize) {
+async fn write_loop(
+    mut write: OwnedWriteHalf,
+    mut sealer: Sealer,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    frame_cap: usize,
+    queued: Arc<AtomicUsize>,
+) {
     let mut plain = Vec::new();
     let mut wire = Vec::new();
     while let Some(first) = rx.recv().await {
         plain.clear();
         wire.clear();
+        let mut taken = first.len();
         if encode_frame(&first, frame_cap, &mut plain).is_err() {
             tracing::warn!("dropping an oversized outgoing frame ({} bytes)", first.len());
         }
@@ -172,6 +214,7 @@ async fn write_loop(mut write: OwnedWriteHalf, mut sealer: Sealer, mut rx: mpsc:
         while plain.len() < 1 << 20 {
             match rx.try_recv() {
                 Ok(next) => {
+                    taken += next.len();
                     if encode_frame(&next, frame_cap, &mut plain).is_err() {
                         tracing::warn!("dropping an oversized outgoing frame ({} bytes)", next.len());
                     }
@@ -179,9 +222,15 @@ async fn write_loop(mut write: OwnedWriteHalf, mut sealer: Sealer, mut rx: mpsc:
                 Err(_) => break,
             }
         }
-        if sealer.seal(&plain, &mut wire).is_err() || write.write_all(&wire).await.is_err() {
+        if sealer.seal(&plain, &mut wire).is_err() {
             return;
         }
+        // A peer that stops reading must not hold this task (and its queue) forever.
+        match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&wire)).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+        queued.fetch_sub(taken, Ordering::Relaxed);
     }
-    let _ = write.shutdown().await;
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, write.shutdown()).await;
 }

@@ -11,6 +11,10 @@ use core::time::Duration;
 use rand_core::RngCore;
 use std::net::SocketAddr;
 
+/// Most links waiting for `Hello` at once.
+const MAX_HANDSHAKING: usize = 32;
+/// Links allowed past `max_peers` (being handshaken, swapped or refused politely).
+const EXTRA_LINKS: usize = 16;
 /// A link that authenticated but sent no `Hello` within this is closed.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A dial the driver never answered is given up after this.
@@ -47,6 +51,7 @@ pub(super) struct Link {
     pub addr: SocketAddr,
     pub expect: Option<PeerId>,
     pub state: LinkState,
+    /// When the current phase (dialing, then handshaking) began.
     pub opened_at: Instant,
     pub last_rx: Instant,
     pub last_ping: Instant,
@@ -55,6 +60,9 @@ pub(super) struct Link {
     /// The peer's advertised TCP listen port, from its `Hello`.
     pub listen_port: Option<u16>,
     pub last_pex_answer: Option<Instant>,
+    /// Peer-exchange lists we will still take on this link: one unasked (the share on connect)
+    /// plus one per request we sent. More are ignored, so a neighbour cannot flood our table.
+    pub pex_allowance: u8,
 }
 
 impl Link {
@@ -126,6 +134,7 @@ impl Node {
                 rtt: None,
                 listen_port: None,
                 last_pex_answer: None,
+                pex_allowance: 1,
             },
         );
         self.outputs.push_back(Output::OpenLink { link, addr, expect, kind: LinkKind::Tcp });
@@ -220,10 +229,12 @@ impl Node {
             rtt: None,
             listen_port: None,
             last_pex_answer: None,
+            pex_allowance: 1,
         });
         entry.kind = kind;
         entry.last_rx = now;
-        let expect = entry.expect;
+        entry.opened_at = now; // the handshake phase starts: `Hello` is due within HELLO_TIMEOUT
+        let (expect, addr) = (entry.expect, entry.addr);
         if peer == self.me {
             self.close_link(link, "connected to ourselves", None);
             return;
@@ -231,6 +242,39 @@ impl Node {
         if expect.is_some_and(|e| e != peer) {
             self.close_link(link, "the peer is not the identity we expected", None);
             return;
+        }
+        // A `--connect` address now has an identity: from here on it is a manual known peer.
+        if self.pending_connects.iter().any(|(_, t)| t.link == Some(link)) {
+            self.pending_connects.retain(|_, t| t.link != Some(link));
+            self.peers.observe(peer, "", Some(addr), Source::Manual, now);
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.dialing = p.dialing.or(Some(link));
+            }
+        }
+        // Identities cost nothing, so links that have not said Hello yet are capped, and so is
+        // the total: a flood of connections cannot exhaust our sockets.
+        let handshaking = self.links.values().filter(|l| matches!(l.state, LinkState::Handshaking { .. })).count();
+        let up = self.links.values().filter(|l| !matches!(l.state, LinkState::Dialing)).count();
+        if handshaking >= MAX_HANDSHAKING || up > self.config.max_peers + EXTRA_LINKS {
+            self.close_link(link, "too many links", None);
+            return;
+        }
+        // A second outbound link to a peer we already reach the same way: the dialer alone drops
+        // it, before Hello, so both ends never have to agree on which of two same-way links to keep.
+        if direction == Direction::Outbound {
+            let twin = self
+                .links
+                .iter()
+                .any(|(id, l)| *id != link && l.direction == Direction::Outbound && l.peer() == Some(peer));
+            if twin {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    if p.dialing == Some(link) {
+                        p.dialing = None;
+                    }
+                }
+                self.close_link(link, "already linked", None);
+                return;
+            }
         }
         if let Some(l) = self.links.get_mut(&link) {
             l.state = LinkState::Handshaking { peer };
@@ -253,22 +297,25 @@ impl Node {
             return; // we closed it ourselves
         };
         match l.state {
-            LinkState::Dialing | LinkState::Handshaking { .. } => {
-                let peer = l.expect.or_else(|| l.peer());
-                if let Some(peer) = peer {
-                    if self.peers.get(&peer).is_some_and(|p| p.dialing == Some(link)) {
-                        let jitter = self.jitter();
-                        self.peers.dial_failed(&peer, now, jitter);
-                    }
-                }
-                let jitter = self.jitter();
-                if let Some(t) = self.pending_connects.values_mut().find(|t| t.link == Some(link)) {
-                    t.link = None;
-                    t.failures = t.failures.saturating_add(1);
-                    t.next_dial = now + super::peers::backoff(t.failures, jitter);
-                }
-            }
+            LinkState::Dialing | LinkState::Handshaking { .. } => self.attempt_failed(now, link, &l),
             LinkState::Established { peer, .. } => self.peer_lost(now, peer, link, reason),
+        }
+    }
+
+    /// A link that never got established is gone, for whatever reason: count it against whoever
+    /// it was dialed for, so nothing is redialed in a tight loop.
+    fn attempt_failed(&mut self, now: Instant, link: LinkId, l: &Link) {
+        if let Some(peer) = l.expect.or_else(|| l.peer()) {
+            if self.peers.get(&peer).is_some_and(|p| p.dialing == Some(link)) {
+                let jitter = self.jitter();
+                self.peers.dial_failed(&peer, now, jitter);
+            }
+        }
+        let jitter = self.jitter();
+        if let Some(t) = self.pending_connects.values_mut().find(|t| t.link == Some(link)) {
+            t.link = None;
+            t.failures = t.failures.saturating_add(1);
+            t.next_dial = now + super::peers::backoff(t.failures, jitter);
         }
     }
 
@@ -293,7 +340,8 @@ impl Node {
         0.8 + 0.4 * (self.rng.next_u32() as f64 / u32::MAX as f64)
     }
 
-    /// Closes a link we decided to drop. `lost` says whether a peer loss should be reported.
+    /// Closes a link we decided to drop. With `now`, the loss of an established link is reported
+    /// (event, transfers, redial); without, it is a silent swap (a duplicate link, shutdown).
     pub(super) fn close_link(&mut self, link: LinkId, reason: &str, now: Option<Instant>) {
         let Some(l) = self.links.remove(&link) else {
             return;
@@ -312,11 +360,8 @@ impl Node {
                 }
             }
             _ => {
-                if let Some(p) = l.expect.or_else(|| l.peer()).and_then(|id| self.peers.get_mut(&id)) {
-                    if p.dialing == Some(link) {
-                        p.dialing = None;
-                    }
-                }
+                let now = self.now;
+                self.attempt_failed(now, link, &l);
             }
         }
     }
@@ -374,7 +419,8 @@ impl Node {
             return self.close_link(link, "different mesh", None);
         }
         // One link per pair: if one is already up, keep the one dialed by the lower id.
-        if let Some(old) = self.peers.link_of(&peer) {
+        let replaced = self.peers.link_of(&peer);
+        if let Some(old) = replaced {
             let keep_new = self.prefer_new_link(peer, old, link);
             let drop = if keep_new { old } else { link };
             self.close_link(drop, "duplicate link", None);
@@ -383,7 +429,8 @@ impl Node {
             }
         }
         let (established, _, _) = self.counts();
-        if established >= self.config.max_peers && self.peers.get(&peer).is_none_or(|p| p.source != Source::Manual) {
+        let full = established >= self.config.max_peers && replaced.is_none();
+        if full && self.peers.get(&peer).is_none_or(|p| p.source != Source::Manual) {
             let peers = self.exchange_list(Some(peer));
             self.send(link, &Message::PeerExchange { peers });
             self.send(link, &Message::Goodbye { reason: "peer limit reached".into() });
@@ -407,19 +454,25 @@ impl Node {
             }
             p.failures = 0;
         }
-        self.pending_connects.retain(|_, t| t.link != Some(link));
-        self.emit(Event::PeerConnected { peer, name: hello.name, kind, addr, direction });
         // Measure the round trip right away, so UIs show an RTT from the start.
         let nonce = self.rng.next_u64();
         if let Some(l) = self.links.get_mut(&link) {
             l.ping = Some((nonce, now));
         }
         self.send(link, &Message::Ping { nonce });
+        if replaced.is_some() {
+            // The peer was connected all along, over the link just dropped: no events, but
+            // whatever the transfers had in flight on the old link is asked for again.
+            let mut actions = self.transfers.on_peer_disconnected(now, peer);
+            actions.extend(self.transfers.on_peer_connected(now, peer));
+            return self.apply(actions);
+        }
+        self.emit(Event::PeerConnected { peer, name: hello.name, kind, addr, direction });
         let peers = self.exchange_list(Some(peer));
         if !peers.is_empty() {
             self.send(link, &Message::PeerExchange { peers });
         }
-        self.send(link, &Message::PeerRequest);
+        self.request_peers(link);
         let actions = self.transfers.on_peer_connected(now, peer);
         self.apply(actions);
     }
@@ -459,7 +512,15 @@ impl Node {
                 let peers = self.exchange_list(Some(peer));
                 self.send(link, &Message::PeerExchange { peers });
             }
-            Message::PeerExchange { peers } => self.handle_peer_exchange(now, peers),
+            Message::PeerExchange { peers } => {
+                let Some(l) = self.links.get_mut(&link) else { return };
+                if l.pex_allowance == 0 {
+                    self.stats.unsolicited_exchanges += 1;
+                    return;
+                }
+                l.pex_allowance -= 1;
+                self.handle_peer_exchange(now, peers)
+            }
             Message::Chat(c) => self.handle_chat(now, link, c),
             Message::Direct(d) => self.handle_direct(now, link, d),
             Message::Goodbye { reason } => {
@@ -500,13 +561,9 @@ impl Node {
             if info.peer_id == self.me {
                 continue;
             }
-            let mut first = true;
-            for addr in info.addrs.iter().rev() {
-                self.peers.observe(info.peer_id, &info.name, Some(*addr), Source::Exchange, now);
-                first = false;
-            }
-            if first {
-                self.peers.observe(info.peer_id, &info.name, None, Source::Exchange, now);
+            self.peers.observe(info.peer_id, &info.name, None, Source::Exchange, now);
+            for addr in &info.addrs {
+                self.peers.add_hint(&info.peer_id, *addr);
             }
         }
         self.dial_candidates(now);
@@ -519,7 +576,15 @@ impl Node {
             return;
         }
         let pick = established[(self.rng.next_u32() as usize) % established.len()];
-        self.send(pick, &Message::PeerRequest);
+        self.request_peers(pick);
+    }
+
+    /// Asks a neighbour for its peers, allowing one more answer on that link.
+    fn request_peers(&mut self, link: LinkId) {
+        if let Some(l) = self.links.get_mut(&link) {
+            l.pex_allowance = l.pex_allowance.saturating_add(1).min(4);
+            self.send(link, &Message::PeerRequest);
+        }
     }
 
     /// Liveness: pings quiet links, closes silent ones, gives up on stuck handshakes and dials.
@@ -530,7 +595,7 @@ impl Node {
             let age = now - l.opened_at;
             match l.state {
                 LinkState::Dialing if age > DIAL_TIMEOUT => to_close.push((*id, "dial timed out")),
-                LinkState::Handshaking { .. } if now - l.last_rx > HELLO_TIMEOUT => {
+                LinkState::Handshaking { .. } if now - l.opened_at > HELLO_TIMEOUT => {
                     to_close.push((*id, "no Hello in time"))
                 }
                 LinkState::Established { .. } if now - l.last_rx > self.config.stale_after => {

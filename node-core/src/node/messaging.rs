@@ -5,8 +5,17 @@ use crate::identity::{signed_bytes, signing_domain, PeerId};
 use crate::interface::{CommandError, Event, LinkId};
 use crate::time::Instant;
 use crate::wire::{ChatBody, DirectBody, Message, MsgId, Signed, MAX_TEXT_LEN};
+use core::time::Duration;
 use rand_core::RngCore;
 use serde::Serialize;
+
+/// How far a chat or direct message's clock may be from ours. Old signed messages replayed after
+/// they left the seen-cache fall outside it; generous, because real clocks drift.
+const MESSAGE_CLOCK_WINDOW: Duration = Duration::from_secs(3600);
+
+fn fresh(now: Instant, unix_ms: u64) -> bool {
+    unix_ms.abs_diff(now.unix_ms()) <= MESSAGE_CLOCK_WINDOW.as_millis() as u64
+}
 
 fn sign_body<B: Serialize>(node: &Node, domain: &[u8], body: &B) -> crate::identity::Signature {
     node.keys.sign(&signed_bytes(domain, &postcard::to_allocvec(body).unwrap_or_default()))
@@ -80,9 +89,13 @@ impl Node {
         Ok(())
     }
 
-    pub(super) fn handle_chat(&mut self, _now: Instant, link: LinkId, mut chat: Signed<ChatBody>) {
+    pub(super) fn handle_chat(&mut self, now: Instant, link: LinkId, mut chat: Signed<ChatBody>) {
         if self.seen.contains(&chat.body.msg_id) {
             self.stats.duplicate_messages += 1;
+            return;
+        }
+        if !fresh(now, chat.body.unix_ms) {
+            self.stats.stale_messages += 1;
             return;
         }
         if !verify_body(&chat.body.author, signing_domain::CHAT, &chat) {
@@ -104,9 +117,13 @@ impl Node {
         }
     }
 
-    pub(super) fn handle_direct(&mut self, _now: Instant, link: LinkId, mut direct: Signed<DirectBody>) {
+    pub(super) fn handle_direct(&mut self, now: Instant, link: LinkId, mut direct: Signed<DirectBody>) {
         if self.seen.contains(&direct.body.msg_id) {
             self.stats.duplicate_messages += 1;
+            return;
+        }
+        if !fresh(now, direct.body.unix_ms) {
+            self.stats.stale_messages += 1;
             return;
         }
         if !verify_body(&direct.body.author, signing_domain::DIRECT, &direct) {

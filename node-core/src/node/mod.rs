@@ -43,6 +43,10 @@ pub struct Stats {
     pub duplicate_messages: u64,
     /// Messages with a bad author signature.
     pub bad_signatures: u64,
+    /// Peer-exchange lists nobody asked for, ignored.
+    pub unsolicited_exchanges: u64,
+    /// Chat or direct messages whose clock is too far from ours (stale replays), ignored.
+    pub stale_messages: u64,
 }
 
 /// One peer's protocol state: discovery, links, messaging and transfers, with no IO.

@@ -73,6 +73,16 @@ impl PeerTable {
         self.peers.iter()
     }
 
+    /// Adds a third party's address hint for a known peer: after the addresses we confirmed
+    /// ourselves, never displacing them, and only while there is room.
+    pub fn add_hint(&mut self, id: &PeerId, addr: SocketAddr) {
+        if let Some(p) = self.peers.get_mut(id) {
+            if !p.addrs.contains(&addr) && p.addrs.len() < MAX_ADDRS {
+                p.addrs.push(addr);
+            }
+        }
+    }
+
     /// Records that `id` was heard of at `addr`; returns true if it is new. A manual source is
     /// sticky; a better source upgrades a weaker one.
     pub fn observe(&mut self, id: PeerId, name: &str, addr: Option<SocketAddr>, source: Source, now: Instant) -> bool {
@@ -89,7 +99,7 @@ impl PeerTable {
             }
             return false;
         }
-        if self.peers.len() >= self.capacity && !self.evict_one() {
+        if self.peers.len() >= self.capacity && !self.evict_one(source) {
             return false;
         }
         self.peers.insert(
@@ -108,12 +118,15 @@ impl PeerTable {
         true
     }
 
-    fn evict_one(&mut self) -> bool {
+    /// Makes room for a peer heard of from `source`: the stalest unlinked hint goes first, then
+    /// the stalest discovered peer. A hint never pushes out a peer we saw ourselves.
+    fn evict_one(&mut self, source: Source) -> bool {
         let victim = self
             .peers
             .iter()
             .filter(|(_, p)| p.link.is_none() && p.dialing.is_none() && p.source != Source::Manual)
-            .min_by_key(|(_, p)| p.last_seen)
+            .filter(|(_, p)| source != Source::Exchange || p.source == Source::Exchange)
+            .min_by_key(|(_, p)| (p.source, p.last_seen))
             .map(|(id, _)| *id);
         match victim {
             Some(id) => {
@@ -206,6 +219,23 @@ mod tests {
         assert!(t.observe(id(3), "c", None, Source::Exchange, t0 + Duration::from_secs(1)));
         assert!(t.get(&id(1)).is_some(), "manual peers are never evicted");
         assert!(t.get(&id(2)).is_none(), "the oldest hint made room");
+    }
+
+    #[test]
+    fn hints_never_displace_what_we_saw_ourselves() {
+        let t0 = Instant::from_unix_ms(0);
+        let mut t = PeerTable::new(2);
+        let seen: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        t.observe(id(1), "a", Some(seen), Source::Discovery, t0);
+        for port in 2..20 {
+            t.add_hint(&id(1), SocketAddr::from(([192, 0, 2, 1], port)));
+        }
+        let addrs = &t.get(&id(1)).unwrap().addrs;
+        assert_eq!(addrs[0], seen, "the confirmed address stays first");
+        assert_eq!(addrs.len(), MAX_ADDRS);
+        assert!(t.observe(id(2), "b", None, Source::Discovery, t0));
+        assert!(!t.observe(id(3), "c", None, Source::Exchange, t0), "a hint cannot evict a discovered peer");
+        assert!(t.get(&id(1)).is_some() && t.get(&id(2)).is_some());
     }
 
     #[test]

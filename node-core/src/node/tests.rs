@@ -190,7 +190,7 @@ fn chats_with_a_forged_author_are_dropped() {
         author: keys(3).peer_id(),
         author_name: "x".into(),
         text: "hi".into(),
-        unix_ms: 0,
+        unix_ms: t(1).unix_ms(),
     };
     let signature = keys(2).sign(b"not the body");
     n.handle(
@@ -224,4 +224,126 @@ fn commands_check_their_input() {
         chunk_hashes: vec![],
     };
     assert!(matches!(n.command(t(0), bad_offer), Err(CommandError::InvalidFile(_))));
+}
+
+#[test]
+fn a_link_that_never_says_hello_is_closed_even_if_it_keeps_talking() {
+    let mut n = node(1);
+    let link = n.allocate_link_id();
+    let peer = keys(2).peer_id();
+    n.handle(
+        t(0),
+        Input::LinkUp {
+            link,
+            peer,
+            direction: Direction::Inbound,
+            remote_addr: addr("10.0.0.2:1"),
+            kind: LinkKind::Tcp,
+        },
+    );
+    drain(&mut n);
+    for s in 1..=11u64 {
+        // Unknown-kind frames are skipped, but they do not buy time before Hello.
+        n.handle(t(s * 1000), Input::Frame { link, data: vec![0x7f] });
+        n.handle_timeout(t(s * 1000));
+    }
+    assert!(closed(&drain(&mut n), link));
+}
+
+#[test]
+fn links_waiting_for_hello_are_capped() {
+    let mut n = node(1);
+    let mut outs = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..40u8 {
+        let link = n.allocate_link_id();
+        let peer = keys(100 + i).peer_id();
+        n.handle(
+            t(1),
+            Input::LinkUp {
+                link,
+                peer,
+                direction: Direction::Inbound,
+                remote_addr: addr("10.0.0.2:1"),
+                kind: LinkKind::Tcp,
+            },
+        );
+        outs.extend(drain(&mut n));
+        ids.push(link);
+    }
+    let refused = ids.iter().filter(|l| closed(&outs, **l)).count();
+    assert_eq!(refused, 40 - 32, "32 may wait for Hello at once");
+}
+
+#[test]
+fn a_replaced_duplicate_link_is_not_a_second_connection() {
+    // keys(1) dials keys(2) and keys(2) dials keys(1); the lower id's outbound link survives.
+    let (me, other) = (keys(1), keys(2));
+    let mut n = Node::new(Config { tcp_port: Some(4000), ..Config::default() }, me.clone(), 1, t(0));
+    let inbound = link_up(&mut n, &other, t(1));
+    assert_eq!(connected_events(&drain(&mut n)), 1);
+    let out = n.allocate_link_id();
+    n.handle(
+        t(2),
+        Input::LinkUp {
+            link: out,
+            peer: other.peer_id(),
+            direction: Direction::Outbound,
+            remote_addr: addr("10.0.0.9:5000"),
+            kind: LinkKind::Tcp,
+        },
+    );
+    n.handle(t(2), Input::Frame { link: out, data: hello(&other, "default") });
+    let outs = drain(&mut n);
+    let keep_outbound = me.peer_id() < other.peer_id();
+    let dropped = if keep_outbound { inbound } else { out };
+    assert!(closed(&outs, dropped));
+    assert_eq!(connected_events(&outs), 0, "no second PeerConnected");
+    assert!(outs.iter().all(|o| !matches!(o, Output::Event(Event::PeerDisconnected { .. }))));
+    assert_eq!(n.peers().len(), 1);
+}
+
+#[test]
+fn unasked_peer_lists_are_ignored() {
+    let mut n = node(1);
+    let link = link_up(&mut n, &keys(2), t(0));
+    drain(&mut n);
+    let list = |seed: u8| {
+        wire::encode(&Message::PeerExchange {
+            peers: vec![wire::PeerInfo {
+                peer_id: keys(seed).peer_id(),
+                name: "x".into(),
+                addrs: vec![addr("192.0.2.1:9")],
+            }],
+        })
+    };
+    // One share on connect and one answer to our request are taken; the rest are not.
+    for seed in 50..60 {
+        n.handle(t(1), Input::Frame { link, data: list(seed) });
+    }
+    assert_eq!(n.known_peers().len(), 1 + 2);
+    assert_eq!(n.stats().unsolicited_exchanges, 8);
+}
+
+#[test]
+fn chats_from_far_outside_the_clock_window_are_dropped() {
+    let mut n = node(1);
+    let link = link_up(&mut n, &keys(2), t(0));
+    drain(&mut n);
+    let author = keys(3);
+    let body = wire::ChatBody {
+        msg_id: MsgId([2; 16]),
+        author: author.peer_id(),
+        author_name: "x".into(),
+        text: "old".into(),
+        unix_ms: t(0).unix_ms() - 2 * 3_600_000,
+    };
+    let bytes = postcard::to_allocvec(&body).unwrap();
+    let signature = author.sign(&crate::identity::signed_bytes(crate::identity::signing_domain::CHAT, &bytes));
+    n.handle(
+        t(1),
+        Input::Frame { link, data: wire::encode(&Message::Chat(wire::Signed { body, signature, hops: 3 })) },
+    );
+    assert!(drain(&mut n).iter().all(|o| !matches!(o, Output::Event(Event::Chat { .. }))));
+    assert_eq!(n.stats().stale_messages, 1);
 }

@@ -17,6 +17,7 @@
 mod recv;
 mod send;
 
+use crate::bounded::BoundedSet;
 use crate::identity::PeerId;
 use crate::interface::{CommandError, Event, FileHash, Output};
 use crate::time::Instant;
@@ -25,12 +26,18 @@ use recv::Download;
 use send::Outgoing;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Largest file accepted (64 GiB): bounds the hash list a sender can make us hold (8 MiB).
-pub const MAX_FILE_SIZE: u64 = 64 << 30;
+pub use crate::wire::{MAX_CHUNKS, MAX_FILE_SIZE};
 /// Most offers awaiting an answer at once; more are declined.
 const MAX_PENDING_OFFERS: usize = 64;
 /// Most downloads at once; more offers are declined.
 const MAX_DOWNLOADS: usize = 16;
+/// Most offers and downloads from one peer at once, so one peer cannot take every slot.
+const MAX_PER_PEER: usize = 4;
+/// Finished transfers remembered, to answer a sender that re-offers after missing our "done".
+const COMPLETED_MEMORY: usize = 1024;
+/// A download with no connected source for this long gives up (its partial file stays on disk
+/// and resumes when the content is offered again).
+const ORPHAN_TIMEOUT: core::time::Duration = core::time::Duration::from_secs(600);
 
 /// What the transfer engine wants done.
 #[derive(Debug, Clone)]
@@ -93,6 +100,7 @@ pub struct Transfers {
     /// Which download each (source, transfer) feeds.
     sources: BTreeMap<(PeerId, TransferId), FileHash>,
     connected: BTreeSet<PeerId>,
+    completed: BoundedSet<(PeerId, TransferId)>,
 }
 
 impl Transfers {
@@ -105,6 +113,7 @@ impl Transfers {
             downloads: BTreeMap::new(),
             sources: BTreeMap::new(),
             connected: BTreeSet::new(),
+            completed: BoundedSet::new(COMPLETED_MEMORY),
         }
     }
 
@@ -203,8 +212,12 @@ impl Transfers {
         let mut actions = Vec::new();
         match msg {
             Message::Offer(offer) => self.on_offer(now, from, offer, &mut actions),
-            Message::HashesRequest { transfer_id, start } => match self.outgoing.get(&transfer_id) {
-                Some(o) if o.to == from => actions.push(o.hashes_page(start)),
+            Message::HashesRequest { transfer_id, start } => match self.outgoing.get_mut(&transfer_id) {
+                Some(o) if o.to == from => {
+                    if o.page_allowed(now) {
+                        actions.push(o.hashes_page(start));
+                    }
+                }
                 _ => actions.push(cancel(from, transfer_id, "unknown transfer")),
             },
             Message::Want { transfer_id, chunks } => match self.outgoing.get_mut(&transfer_id) {
@@ -247,27 +260,35 @@ impl Transfers {
     fn on_offer(&mut self, now: Instant, from: PeerId, offer: Offer, actions: &mut Vec<Action>) {
         let key = (from, offer.transfer_id);
         let file = FileHash(offer.file_hash);
-        if self.sources.contains_key(&key) || self.downloads.get(&file).is_some_and(|d| d.has_source(&from)) {
-            // A re-offer after a reconnect: the download carries on.
-            if let Some(d) = self.downloads.get_mut(&file) {
-                d.add_source(from, offer.transfer_id);
-                self.sources.insert(key, file);
-                d.pump(now, &self.connected, self.window, actions);
-            }
+        if self.completed.contains(&key) {
+            // We finished this one while the sender was away: tell it, do not fetch it again.
+            actions.push(Action::Send { to: from, msg: Message::TransferComplete { transfer_id: offer.transfer_id } });
             return;
         }
         if let Some(d) = self.downloads.get_mut(&file) {
-            // Another holder of content we are already fetching: one more source.
-            d.add_source(from, offer.transfer_id);
+            // A re-offer after a reconnect, or another holder of content we are fetching: one
+            // more source, if it describes the content the same way.
+            if !d.matches(&offer) {
+                actions.push(cancel(from, offer.transfer_id, "conflicting description of the same file"));
+                return;
+            }
+            // One entry per peer and download: a peer re-offering with new ids replaces its old one.
+            self.sources.retain(|(p, _), f| !(*p == from && *f == file));
             self.sources.insert(key, file);
+            d.add_source(from, offer.transfer_id);
             d.pump(now, &self.connected, self.window, actions);
             return;
         }
-        if offer.size > MAX_FILE_SIZE {
-            actions.push(cancel(from, offer.transfer_id, "file too large"));
+        if offer.size > MAX_FILE_SIZE || chunk_count(offer.size, offer.chunk_size) > MAX_CHUNKS {
+            actions.push(cancel(from, offer.transfer_id, "file too large or chunks too small"));
             return;
         }
-        if self.pending.len() >= MAX_PENDING_OFFERS || self.downloads.len() >= MAX_DOWNLOADS {
+        let from_peer = self.pending.keys().filter(|(p, _)| *p == from).count()
+            + self.downloads.values().filter(|d| d.has_source(&from)).count();
+        if self.pending.len() >= MAX_PENDING_OFFERS
+            || self.downloads.len() >= MAX_DOWNLOADS
+            || from_peer >= MAX_PER_PEER
+        {
             actions.push(cancel(from, offer.transfer_id, "receiver busy"));
             return;
         }
@@ -371,6 +392,11 @@ impl Transfers {
         let mut actions = Vec::new();
         if let Some(d) = self.downloads.remove(&file) {
             self.sources.retain(|_, f| *f != file);
+            if result.is_ok() {
+                for source in d.sources() {
+                    self.completed.insert(source);
+                }
+            }
             d.finalized(result, &mut actions);
         }
         actions
@@ -395,6 +421,19 @@ impl Transfers {
             d.pump(now, &self.connected, self.window, &mut actions);
             d.progress(now, true, &mut actions);
         }
+        let orphans: Vec<FileHash> = self
+            .downloads
+            .iter_mut()
+            .filter_map(|(f, d)| d.orphaned_for(now, &self.connected).filter(|t| *t >= ORPHAN_TIMEOUT).map(|_| *f))
+            .collect();
+        for f in orphans {
+            if let Some(d) = self.downloads.remove(&f) {
+                self.sources.retain(|_, file| *file != f);
+                actions.push(d.failed_event(
+                    "no source for 10 minutes; the partial file is kept and resumes when offered again".into(),
+                ));
+            }
+        }
         for o in self.outgoing.values_mut() {
             o.progress(now, &mut actions);
         }
@@ -413,4 +452,108 @@ fn download_for<'a>(
 
 fn cancel(to: PeerId, transfer_id: TransferId, reason: &str) -> Action {
     Action::Send { to, msg: Message::TransferCancel { transfer_id, reason: reason.to_owned() } }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Offer;
+
+    fn peer(n: u8) -> PeerId {
+        PeerId::from_bytes([n; 32])
+    }
+
+    fn sends(actions: &[Action]) -> Vec<Message> {
+        actions.iter().filter_map(|a| if let Action::Send { msg, .. } = a { Some(msg.clone()) } else { None }).collect()
+    }
+
+    fn offered(actions: &[Action]) -> bool {
+        actions.iter().any(|a| matches!(a, Action::Output(Output::Event(Event::TransferOffered { .. }))))
+    }
+
+    /// Runs one single-chunk download from `a` to the end; returns the engine and the offer.
+    fn finished_download() -> (Transfers, Offer) {
+        let now = Instant::from_unix_ms(0);
+        let data = b"hello".to_vec();
+        let chunk_hash = *blake3::hash(&data).as_bytes();
+        let offer = Offer {
+            transfer_id: TransferId([1; 16]),
+            name: "h".into(),
+            size: 5,
+            chunk_size: 1024,
+            file_hash: *blake3::hash(&data).as_bytes(),
+            hash_list_hash: hash_list_hash(&[chunk_hash]),
+        };
+        let (a, tid, file) = (peer(1), offer.transfer_id, FileHash(offer.file_hash));
+        let mut tr = Transfers::new(4);
+        tr.on_peer_connected(now, a);
+        assert!(offered(&tr.on_message(now, a, Message::Offer(offer.clone()))));
+        let acts = tr.accept(now, a, tid, vec![]).unwrap();
+        assert!(matches!(sends(&acts)[..], [Message::HashesRequest { start: 0, .. }]));
+        let acts = tr.on_message(now, a, Message::Hashes { transfer_id: tid, start: 0, hashes: chunk_hash.to_vec() });
+        assert!(matches!(&sends(&acts)[..], [Message::Want { chunks, .. }] if chunks == &vec![0]));
+        let acts = tr.on_message(now, a, Message::Chunk { transfer_id: tid, index: 0, data });
+        assert!(acts.iter().any(|a| matches!(a, Action::Output(Output::WriteChunk { .. }))));
+        let acts = tr.on_chunk_written(now, file, 0);
+        assert!(acts.iter().any(|a| matches!(a, Action::Output(Output::FinalizeDownload { .. }))));
+        let acts = tr.on_finalized(file, Ok("/d/h".into()));
+        assert!(matches!(sends(&acts)[..], [Message::TransferComplete { .. }]));
+        (tr, offer)
+    }
+
+    #[test]
+    fn a_re_offer_of_a_finished_transfer_is_answered_not_fetched_again() {
+        let (mut tr, offer) = finished_download();
+        let acts = tr.on_message(Instant::from_unix_ms(1), peer(1), Message::Offer(offer));
+        assert!(!offered(&acts), "no second download");
+        assert!(matches!(sends(&acts)[..], [Message::TransferComplete { .. }]));
+    }
+
+    #[test]
+    fn a_conflicting_description_of_content_in_progress_is_refused() {
+        let now = Instant::from_unix_ms(0);
+        let offer = Offer {
+            transfer_id: TransferId([1; 16]),
+            name: "f".into(),
+            size: 10_000,
+            chunk_size: 1024,
+            file_hash: [9; 32],
+            hash_list_hash: [1; 32],
+        };
+        let mut tr = Transfers::new(4);
+        tr.on_peer_connected(now, peer(1));
+        tr.on_peer_connected(now, peer(2));
+        tr.on_message(now, peer(1), Message::Offer(offer.clone()));
+        tr.accept(now, peer(1), offer.transfer_id, vec![]).unwrap();
+        let liar = Offer { transfer_id: TransferId([2; 16]), hash_list_hash: [2; 32], ..offer };
+        let acts = tr.on_message(now, peer(2), Message::Offer(liar));
+        assert!(matches!(sends(&acts)[..], [Message::TransferCancel { .. }]));
+        // A hash page from the liar, who was never asked, is ignored rather than trusted.
+        let acts = tr.on_message(
+            now,
+            peer(2),
+            Message::Hashes { transfer_id: TransferId([2; 16]), start: 0, hashes: vec![0; 320] },
+        );
+        assert!(acts.is_empty());
+    }
+
+    #[test]
+    fn one_peer_cannot_take_every_download_slot() {
+        let now = Instant::from_unix_ms(0);
+        let mut tr = Transfers::new(4);
+        let mut refused = 0;
+        for i in 0..10u8 {
+            let offer = Offer {
+                transfer_id: TransferId([i; 16]),
+                name: "f".into(),
+                size: 10,
+                chunk_size: 1024,
+                file_hash: [i; 32],
+                hash_list_hash: [0; 32],
+            };
+            let acts = tr.on_message(now, peer(1), Message::Offer(offer));
+            refused += usize::from(matches!(sends(&acts)[..], [Message::TransferCancel { .. }]));
+        }
+        assert_eq!(refused, 10 - MAX_PER_PEER);
+    }
 }

@@ -35,7 +35,12 @@ pub(super) struct Download {
     chunks: u32,
     hash_list_hash: [u8; 32],
     hashes: Vec<[u8; 32]>,
+    /// Who was asked for the next page of hashes, and when; pages from anyone else are ignored.
     hashes_asked: Option<(PeerId, Instant)>,
+    /// The source the current hash list comes from.
+    hashes_source: Option<PeerId>,
+    /// How many times a hash list was started: picks the next source in turn.
+    hashes_turn: usize,
     have: Vec<bool>,
     done_bytes: u64,
     sources: BTreeMap<PeerId, TransferId>,
@@ -46,6 +51,8 @@ pub(super) struct Download {
     /// Where the scan for missing chunks resumes: keeps `pump` from rescanning from zero.
     cursor: u32,
     phase: Phase,
+    /// Since when no source has been connected (checked on each tick).
+    orphaned_since: Option<Instant>,
     last_progress: Option<(Instant, u64)>,
 }
 
@@ -65,6 +72,8 @@ impl Download {
             hash_list_hash: offer.hash_list_hash,
             hashes: Vec::new(),
             hashes_asked: None,
+            hashes_source: None,
+            hashes_turn: 0,
             have,
             done_bytes: 0,
             sources: BTreeMap::from([(from, offer.transfer_id)]),
@@ -72,6 +81,7 @@ impl Download {
             writing: BTreeSet::new(),
             cursor: 0,
             phase: Phase::Hashes,
+            orphaned_since: None,
             last_progress: None,
         };
         d.done_bytes = (0..chunks).filter(|i| d.have[*i as usize]).map(|i| d.chunk_len(i)).sum();
@@ -81,6 +91,27 @@ impl Download {
     fn chunk_len(&self, index: u32) -> u64 {
         let offset = u64::from(index) * u64::from(self.chunk_size);
         (self.size - offset).min(u64::from(self.chunk_size))
+    }
+
+    /// Whether `offer` describes this download's content the same way (one source's chunks and
+    /// hashes are only usable if every source agrees on size, chunking and hash list).
+    pub fn matches(&self, offer: &Offer) -> bool {
+        offer.size == self.size && offer.chunk_size == self.chunk_size && offer.hash_list_hash == self.hash_list_hash
+    }
+
+    /// Every (source, its transfer id).
+    pub fn sources(&self) -> impl Iterator<Item = (PeerId, TransferId)> + '_ {
+        self.sources.iter().map(|(p, t)| (*p, *t))
+    }
+
+    /// How long no source has been connected, if none is now.
+    pub fn orphaned_for(&mut self, now: Instant, connected: &BTreeSet<PeerId>) -> Option<core::time::Duration> {
+        if self.sources.keys().any(|p| connected.contains(p)) {
+            self.orphaned_since = None;
+            return None;
+        }
+        let since = *self.orphaned_since.get_or_insert(now);
+        Some(now - since)
     }
 
     pub fn has_source(&self, peer: &PeerId) -> bool {
@@ -104,7 +135,9 @@ impl Download {
     pub fn source_lost(&mut self, peer: &PeerId) {
         self.in_flight.retain(|_, (p, _)| p != peer);
         if self.hashes_asked.is_some_and(|(p, _)| p == *peer) {
+            // The whole list comes from one source, so a bad list has exactly one culprit.
             self.hashes_asked = None;
+            self.hashes.clear();
         }
         self.cursor = 0;
     }
@@ -117,6 +150,7 @@ impl Download {
         }
         if self.hashes_asked.is_some_and(|(_, at)| now - at >= REQUEST_TIMEOUT) {
             self.hashes_asked = None;
+            self.hashes.clear();
         }
     }
 
@@ -131,9 +165,21 @@ impl Download {
             Phase::Hashes => {
                 if self.hashes_asked.is_none() {
                     if self.hashes.len() as u32 == self.chunks {
-                        return self.hashes_complete(actions);
+                        return self.hashes_complete(None, actions);
                     }
-                    let (peer, tid) = live[0];
+                    // The whole list comes from one source, so a bad list has exactly one
+                    // culprit; each fresh start takes the next source in turn, so one that never
+                    // answers cannot stall us.
+                    let continuing = live.iter().find(|(p, _)| Some(*p) == self.hashes_source).copied();
+                    let (peer, tid) = match continuing {
+                        Some(src) if !self.hashes.is_empty() => src,
+                        _ => {
+                            self.hashes.clear();
+                            self.hashes_turn = self.hashes_turn.wrapping_add(1);
+                            live[self.hashes_turn % live.len()]
+                        }
+                    };
+                    self.hashes_source = Some(peer);
                     self.hashes_asked = Some((peer, now));
                     actions.push(Action::Send {
                         to: peer,
@@ -187,8 +233,9 @@ impl Download {
     }
 
     pub fn on_hashes(&mut self, from: PeerId, start: u32, bytes: &[u8], actions: &mut Vec<Action>) {
-        if self.phase != Phase::Hashes || start as usize != self.hashes.len() {
-            return; // a late or duplicate page
+        let asked = self.hashes_asked.is_some_and(|(p, _)| p == from);
+        if self.phase != Phase::Hashes || !asked || start as usize != self.hashes.len() {
+            return; // unasked, late or duplicate
         }
         let remaining = (self.chunks as usize) - self.hashes.len();
         let count = bytes.len() / 32;
@@ -202,15 +249,19 @@ impl Download {
         }));
         self.hashes_asked = None;
         if self.hashes.len() as u32 == self.chunks {
-            self.hashes_complete(actions);
+            self.hashes_complete(Some(from), actions);
         }
     }
 
-    fn hashes_complete(&mut self, actions: &mut Vec<Action>) {
+    /// Checks the whole hash list against the offer; `last` sent its final page.
+    fn hashes_complete(&mut self, last: Option<PeerId>, actions: &mut Vec<Action>) {
         if hash_list_hash(&self.hashes) != self.hash_list_hash {
             self.hashes.clear();
-            let culprit = self.hashes_asked.map(|(p, _)| p).unwrap_or(self.first_source);
-            return self.bad_source(culprit, "hash list does not match the offer", actions);
+            // Every page came from the peer that sent the last one (a source change restarts the list).
+            if let Some(culprit) = last {
+                self.bad_source(culprit, "hash list does not match the offer", actions);
+            }
+            return;
         }
         self.phase = Phase::Chunks;
     }

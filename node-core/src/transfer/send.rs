@@ -1,7 +1,7 @@
 //! The sending side of one offer: answers hash-list and chunk requests, within the credit the
 //! receiver granted.
 
-use super::{chunk_count, hash_list_hash, Action, OfferSpec, MAX_FILE_SIZE};
+use super::{chunk_count, hash_list_hash, Action, OfferSpec, MAX_CHUNKS, MAX_FILE_SIZE};
 use crate::identity::PeerId;
 use crate::interface::{CommandError, Event, FileHash, Output};
 use crate::time::Instant;
@@ -10,8 +10,8 @@ use core::time::Duration;
 use std::collections::BTreeSet;
 
 /// Most chunk requests a receiver may have outstanding with us; more are ignored. Honest
-/// receivers stay under their window; this bounds what a dishonest one can queue.
-const MAX_OUTSTANDING: usize = 2 * MAX_WANT;
+/// receivers stay under their window (16); this bounds what a dishonest one can queue (8 MiB).
+const MAX_OUTSTANDING: usize = MAX_WANT / 2;
 /// Least time between two progress events.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -23,6 +23,9 @@ pub(super) struct Outgoing {
     /// Chunk indices requested and not yet sent.
     requested: BTreeSet<u32>,
     sent: u64,
+    /// Hash pages served in the current minute, and when that minute began: a page is 512 KiB
+    /// for a 17-byte request, so a receiver gets each page about twice a minute, no more.
+    page_budget: (Option<Instant>, u32),
     pub complete: bool,
     last_progress: Option<(Instant, u64)>,
 }
@@ -32,8 +35,8 @@ impl Outgoing {
         if spec.chunk_size == 0 || spec.chunk_size > MAX_CHUNK_SIZE {
             return Err(CommandError::InvalidFile("chunk size out of range"));
         }
-        if spec.size > MAX_FILE_SIZE {
-            return Err(CommandError::InvalidFile("file larger than 64 GiB"));
+        if spec.size > MAX_FILE_SIZE || chunk_count(spec.size, spec.chunk_size) > MAX_CHUNKS {
+            return Err(CommandError::InvalidFile("file larger than 64 GiB, or chunks too small for its size"));
         }
         if chunk_count(spec.size, spec.chunk_size) != spec.chunk_hashes.len() as u64 {
             return Err(CommandError::InvalidFile("chunk hash count does not match the size"));
@@ -55,9 +58,22 @@ impl Outgoing {
             hashes: spec.chunk_hashes,
             requested: BTreeSet::new(),
             sent: 0,
+            page_budget: (None, 0),
             complete: false,
             last_progress: None,
         })
+    }
+
+    /// Whether another hash page may be served now (see `page_budget`).
+    pub fn page_allowed(&mut self, now: Instant) -> bool {
+        let pages = self.hashes.len().div_ceil(HASHES_PER_PAGE as usize).max(1) as u32;
+        let (since, used) = &mut self.page_budget;
+        if since.is_none_or(|t| now - t >= Duration::from_secs(60)) {
+            *since = Some(now);
+            *used = 0;
+        }
+        *used += 1;
+        *used <= 2 * pages + 2
     }
 
     pub fn hashes_page(&self, start: u32) -> Action {

@@ -21,6 +21,11 @@ pub const MAX_CHUNK_SIZE: u32 = 256 * 1024;
 pub const HASHES_PER_PAGE: u32 = 16 * 1024;
 /// Most chunk indices in one [`Message::Want`].
 pub const MAX_WANT: usize = 64;
+/// Largest file offered (64 GiB).
+pub const MAX_FILE_SIZE: u64 = 64 << 30;
+/// Most chunks in one file: 64 GiB at 256 KiB. Bounds the hash list (8 MiB) and the chunk map a
+/// sender can make a receiver hold, whatever chunk size it picks.
+pub const MAX_CHUNKS: u64 = MAX_FILE_SIZE / MAX_CHUNK_SIZE as u64;
 /// Longest file name in an offer, in bytes.
 pub const MAX_FILE_NAME_LEN: usize = 255;
 
@@ -261,7 +266,11 @@ impl Message {
             Message::Chat(c) => c.body.text.len() <= MAX_TEXT_LEN && c.body.author_name.len() <= MAX_NAME_LEN,
             Message::Direct(d) => d.body.text.len() <= MAX_TEXT_LEN,
             Message::Offer(o) => {
-                o.name.len() <= MAX_FILE_NAME_LEN && o.chunk_size > 0 && o.chunk_size <= MAX_CHUNK_SIZE
+                o.name.len() <= MAX_FILE_NAME_LEN
+                    && o.chunk_size > 0
+                    && o.chunk_size <= MAX_CHUNK_SIZE
+                    && o.size <= MAX_FILE_SIZE
+                    && o.size.div_ceil(u64::from(o.chunk_size)) <= MAX_CHUNKS
             }
             Message::Hashes { hashes, .. } => hashes.len() % 32 == 0 && hashes.len() / 32 <= HASHES_PER_PAGE as usize,
             Message::Want { chunks, .. } => chunks.len() <= MAX_WANT,

@@ -137,6 +137,25 @@ fn unknown_kinds_are_reported_not_errors() {
 }
 
 #[test]
+fn offers_with_too_many_chunks_are_invalid() {
+    let offer = |size, chunk_size| {
+        Message::Offer(Offer {
+            transfer_id: TransferId([0; 16]),
+            name: "f".into(),
+            size,
+            chunk_size,
+            file_hash: [0; 32],
+            hash_list_hash: [0; 32],
+        })
+    };
+    assert!(offer(MAX_FILE_SIZE, MAX_CHUNK_SIZE).validate().is_ok());
+    assert!(offer(MAX_FILE_SIZE, 1).validate().is_err(), "64 GiB of 1-byte chunks");
+    assert!(offer(MAX_CHUNKS + 1, 1).validate().is_err());
+    assert!(offer(MAX_CHUNKS, 1).validate().is_ok());
+    assert!(offer(MAX_FILE_SIZE + 1, MAX_CHUNK_SIZE).validate().is_err());
+}
+
+#[test]
 fn validate_rejects_oversized_fields() {
     let m = Message::Want { transfer_id: TransferId([0; 16]), chunks: vec![0; MAX_WANT + 1] };
     assert!(m.validate().is_err());
