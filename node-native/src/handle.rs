@@ -70,6 +70,7 @@ pub struct NodeHandle {
     pub(crate) first: std::sync::Arc<std::sync::Mutex<Option<broadcast::Receiver<NodeEvent>>>>,
     pub(crate) peer_id: PeerId,
     pub(crate) tcp_addr: SocketAddr,
+    pub(crate) listen_addrs: Vec<SocketAddr>,
     pub(crate) chunk_size: u32,
 }
 
@@ -82,6 +83,11 @@ impl NodeHandle {
     /// The TCP address the node accepts links on.
     pub fn tcp_addr(&self) -> SocketAddr {
         self.tcp_addr
+    }
+
+    /// Addresses other nodes can dial to reach this one (each non-loopback interface).
+    pub fn listen_addrs(&self) -> &[SocketAddr] {
+        &self.listen_addrs
     }
 
     /// A stream of everything the node reports from now on (the first subscriber: since start). A subscriber that falls more than

@@ -170,6 +170,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
     let identity = identity_file::load_or_create(&config.data_dir)?;
     let listener = bind_tcp(config.listen).map_err(|source| StartError::Listen { addr: config.listen, source })?;
     let tcp_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let listen_addrs = listen_addrs(tcp_addr);
     let (to_actor, inbox) = mpsc::channel(INBOX);
     let discovery = if config.lan_discovery {
         Some(udp::Discovery::start(&config.discovery_ports, to_actor.clone()).map_err(StartError::Discovery)?)
@@ -183,7 +184,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         lan_discovery: config.lan_discovery,
         discovery_ports: config.discovery_ports.clone(),
         tcp_port: Some(tcp_addr.port()),
-        listen_addrs: listen_addrs(tcp_addr),
+        listen_addrs: listen_addrs.clone(),
         frame_cap: config.frame_cap,
         ..Config::default()
     };
@@ -223,6 +224,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         first: Arc::new(std::sync::Mutex::new(Some(first))),
         peer_id,
         tcp_addr,
+        listen_addrs,
         chunk_size,
     })
 }

@@ -32,6 +32,10 @@ fn nodes_on_one_lan_find_each_other_and_other_meshes_are_ignored() {
         let others: Vec<String> = (0..3).filter(|j| *j != i).map(|j| nodes[j].peer_id.clone()).collect();
         assert!(nodes[i].wait_peers(T, |p| others.iter().all(|o| p.contains(o))), "n{i} links to the other two");
     }
+    // Each node tells its user where others can reach it.
+    let ready = nodes[0].events().into_iter().find(|e| e["event"] == "ready").unwrap();
+    let reach = format!("{}:{}", lan.ip(0), nodes[0].tcp_port);
+    assert!(ready["listen_addrs"].as_array().unwrap().iter().any(|a| a == reach.as_str()), "{ready}");
     // The links run to the hosts' LAN addresses.
     let ev = nodes[0].wait_event(T, |e| e["event"] == "peer_connected").unwrap();
     assert!(ev["addr"].as_str().unwrap().starts_with("10.77.0."), "{ev}");

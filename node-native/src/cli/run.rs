@@ -42,6 +42,15 @@ impl Out {
     }
 }
 
+/// "(others can /connect to a:p, b:p)" for the human ready line.
+fn reach_hint(addrs: &[std::net::SocketAddr]) -> String {
+    if addrs.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = addrs.iter().take(3).map(|a| a.to_string()).collect();
+    format!(" (others can /connect to {})", list.join(", "))
+}
+
 fn default_name() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
@@ -78,11 +87,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     out.info(
         json!({"event": "ready", "peer_id": node.peer_id().to_string(), "name": name,
                "tcp": node.tcp_addr().to_string(), "tcp_port": node.tcp_addr().port(), "http": null,
+               "listen_addrs": node.listen_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                "downloads": downloads.display().to_string()}),
         &format!(
-            "weft {} ({name}) listening on tcp {}; files go to {}\nnodes on this LAN appear by themselves. /help lists commands.",
+            "weft {} ({name}) listening on tcp port {}{}; files go to {}\nnodes on this LAN appear by themselves. /help lists commands.",
             node.peer_id().short(),
-            node.tcp_addr(),
+            node.tcp_addr().port(),
+            reach_hint(node.listen_addrs()),
             downloads.display()
         ),
     );
