@@ -4,18 +4,36 @@
 //! encrypted with Noise XX and bound to each node's Ed25519 identity, files on disk, and the
 //! `weft` command-line program. Embed it with [`start`] and drive it through the [`NodeHandle`].
 //!
-//! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! ```
+//! # #[tokio::main] async fn main() -> anyhow::Result<()> {
 //! use weft_native::{start, NodeConfig, NodeEvent};
+//! use weft_native::node_core::Event;
 //!
-//! let node = start(NodeConfig { name: "demo".into(), ..NodeConfig::default() }).await?;
-//! let mut events = node.subscribe();
-//! node.chat("hello, mesh").await?;
-//! while let Ok(event) = events.recv().await {
-//!     if let NodeEvent::Core(node_core::Event::Chat { from_name, text, .. }) = event {
-//!         println!("{from_name}: {text}");
+//! // Two nodes on loopback, LAN discovery off; on a real LAN leave it on and skip `connect`.
+//! let dir = tempfile::tempdir()?;
+//! let config = |name: &str| NodeConfig {
+//!     name: name.into(),
+//!     data_dir: dir.path().join(name),
+//!     downloads_dir: dir.path().join(name).join("downloads"),
+//!     listen: "127.0.0.1:0".parse().unwrap(),
+//!     lan_discovery: false,
+//!     ..NodeConfig::default()
+//! };
+//! let alice = start(config("alice")).await?;
+//! let mut events = alice.subscribe();
+//! let bob = start(NodeConfig { connect: vec![alice.tcp_addr()], ..config("bob") }).await?;
+//! while bob.peers().await?.is_empty() {
+//!     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+//! }
+//! bob.chat("hello, mesh").await?;
+//! loop {
+//!     if let NodeEvent::Core(Event::Chat { from_name, text, .. }) = events.recv().await? {
+//!         assert_eq!((from_name.as_str(), text.as_str()), ("bob", "hello, mesh"));
+//!         break;
 //!     }
 //! }
+//! bob.shutdown().await;
+//! alice.shutdown().await;
 //! # Ok(()) }
 //! ```
 //!
