@@ -77,6 +77,7 @@ fn a_transfer_survives_its_link_dropping_and_resumes() {
     assert!(sim.break_link(a, b), "the link existed");
     let finished = sim.run_while_not(Duration::from_secs(120), Duration::from_millis(100), |s| done(s, b));
     assert!(finished, "the transfer completes after the link comes back");
+    sim.run_for(Duration::from_secs(1)); // let "complete" reach the sender
     assert_eq!(sim.node(b).storage.finished, vec![("data.bin".to_owned(), data.clone())]);
     let resent = sent(&sim, a);
     assert!(resent < data.len() as u64 * 13 / 10, "resumed rather than restarted: sent {resent} for {}", data.len());
