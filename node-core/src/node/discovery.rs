@@ -9,6 +9,9 @@ use core::time::Duration;
 use rand_core::RngCore;
 use std::net::SocketAddr;
 
+/// How soon after it was signed a repeated announcement may still teach us another address of
+/// its sender (the same broadcast arriving over another path).
+const MULTIPATH_WINDOW: Duration = Duration::from_secs(2);
 /// Most unicast replies to newly seen nodes per second.
 const REPLIES_PER_SECOND: u32 = 10;
 
@@ -63,6 +66,16 @@ impl Node {
         if let Err(e) = self.replay.check(&a, now) {
             debug_assert!(matches!(e, AnnounceError::Replay | AnnounceError::Stale));
             self.stats.replayed_announcements += 1;
+            // One announcement reaches us several ways at once (IPv4 broadcast, subnet broadcast,
+            // IPv4 and IPv6 multicast); whichever copy came first, the others still tell us an
+            // address of a peer we know. Only copies fresh from their sender's clock count, so
+            // an old announcement replayed later teaches nothing.
+            let fresh = a.unix_ms.abs_diff(now.unix_ms()) <= MULTIPATH_WINDOW.as_millis() as u64;
+            if e == AnnounceError::Replay && fresh && a.tcp_port != 0 && self.peers.get(&a.peer_id).is_some() {
+                let mut addr = from;
+                addr.set_port(a.tcp_port);
+                self.note_discovered_addr(&a.peer_id, addr);
+            }
             return;
         }
         if a.tcp_port == 0 {

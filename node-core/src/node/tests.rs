@@ -347,3 +347,33 @@ fn chats_from_far_outside_the_clock_window_are_dropped() {
     assert!(drain(&mut n).iter().all(|o| !matches!(o, Output::Event(Event::Chat { .. }))));
     assert_eq!(n.stats().stale_messages, 1);
 }
+
+#[test]
+fn the_ipv4_copy_of_an_announcement_wins_over_an_earlier_link_local_one() {
+    let mut n = node(9); // keys(9) vs keys(8): whichever is lower, the dial waits out the grace
+    drain(&mut n);
+    let other = keys(8);
+    let a = Announcement {
+        peer_id: other.peer_id(),
+        name: "x".into(),
+        mesh_id: "default".into(),
+        tcp_port: 7777,
+        quic_port: None,
+        http_port: None,
+        unix_ms: t(10).unix_ms(),
+        nonce: 1,
+    };
+    let data = a.encode_signed(&other);
+    n.handle(t(10), Input::Datagram { from: addr("[fe80::1%2]:47470"), data: data.clone() });
+    n.handle(t(20), Input::Datagram { from: addr("10.0.0.8:47470"), data });
+    assert_eq!(n.stats().replayed_announcements, 1);
+    n.handle_timeout(t(2_000));
+    let dials: Vec<SocketAddr> = drain(&mut n)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::OpenLink { addr, .. } => Some(addr),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dials, vec![addr("10.0.0.8:7777")]);
+}
