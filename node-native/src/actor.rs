@@ -42,6 +42,16 @@ pub const INBOX: usize = 1024;
 /// How often a download's chunk map is saved.
 const STATE_SAVE_INTERVAL: Duration = Duration::from_millis(100);
 
+/// A download's writer thread, as the actor holds it.
+pub(crate) struct DownloadWriter {
+    /// Chunks to write, then `Finalize`.
+    jobs: mpsc::Sender<WriteJob>,
+    /// The blocking task, awaited at shutdown so chunk maps are saved.
+    task: JoinHandle<()>,
+    /// The transfer whose end (done or failed) retires it.
+    transfer_id: TransferId,
+}
+
 pub(crate) enum WriteJob {
     Chunk { index: u32, offset: u64, data: Vec<u8> },
     Finalize,
@@ -62,7 +72,7 @@ pub(crate) struct Actor {
     pub served: HashMap<FileHash, (Arc<File>, usize)>,
     /// Which file each of our unfinished offers serves.
     pub offers: HashMap<TransferId, FileHash>,
-    pub downloads: HashMap<FileHash, (mpsc::Sender<WriteJob>, JoinHandle<()>, TransferId)>,
+    pub downloads: HashMap<FileHash, DownloadWriter>,
     /// Downloads whose file is being opened, with further offers of the same content waiting.
     pub opening: HashMap<FileHash, Vec<(PeerId, TransferId)>>,
     pub pending_offers: HashMap<CommandId, (FileHash, oneshot::Sender<Result<TransferId, String>>)>,
@@ -235,7 +245,7 @@ impl Actor {
     }
 
     fn write_job(&mut self, file: FileHash, job: WriteJob) {
-        let Some((tx, _, _)) = self.downloads.get(&file) else { return };
+        let Some(DownloadWriter { jobs: tx, .. }) = self.downloads.get(&file) else { return };
         if tx.try_send(job).is_err() {
             self.downloads.remove(&file);
             let now = self.clock.now();
@@ -260,7 +270,7 @@ impl Actor {
                 self.accept(*transfer_id, *from, name, *size, *chunk_size, *file);
             }
             Event::TransferDone { transfer_id, .. } | Event::TransferFailed { transfer_id, .. } => {
-                self.downloads.retain(|_, d| d.2 != *transfer_id);
+                self.downloads.retain(|_, d| d.transfer_id != *transfer_id);
                 self.offer_finished(*transfer_id);
             }
             _ => {}
@@ -284,7 +294,6 @@ impl Actor {
         }
     }
 
-    /// Accepts an offer into `<downloads>/<name>.part`, resuming from its state file if present.
     /// Accepts an offer: opens `<downloads>/<name>.part` (resuming from its state file) on a
     /// blocking thread, then answers the node in [`Self::opened`]. A second offer for content
     /// already being opened waits for that, then joins it as another source.
@@ -331,7 +340,7 @@ impl Actor {
                     drop(tx);
                     return;
                 }
-                self.downloads.insert(file, (tx, task, transfer_id));
+                self.downloads.insert(file, DownloadWriter { jobs: tx, task, transfer_id });
                 for (from, transfer_id) in waiting {
                     let _ = self.node.command(now, Command::AcceptOffer { from, transfer_id, have: Vec::new() });
                 }
@@ -351,7 +360,8 @@ impl Actor {
         let _ = self.node.command(now, Command::Shutdown);
         self.drain();
         self.links.clear();
-        let writers: Vec<JoinHandle<()>> = self.downloads.drain().map(|(_, (_, task, _))| task).collect();
+        // Dropping each job channel makes its writer save the chunk map and stop.
+        let writers: Vec<JoinHandle<()>> = self.downloads.drain().map(|(_, d)| d.task).collect();
         for w in writers {
             let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
         }
