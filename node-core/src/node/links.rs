@@ -1,12 +1,12 @@
 //! Link lifecycle: dial, authenticate (`Hello`), keep one link per peer, keep it alive, close it.
 
-use super::peers::{push_front_bounded, Source};
+use super::peers::Source;
 
 use super::Node;
 use crate::identity::PeerId;
 use crate::interface::{Direction, Event, LinkId, LinkKind, Output};
 use crate::time::Instant;
-use crate::wire::{self, Capabilities, Decoded, Hello, Message, PeerInfo, MAX_ADDRS, MAX_PEX_ENTRIES};
+use crate::wire::{self, Capabilities, Decoded, Hello, Message, MAX_ADDRS};
 use core::time::Duration;
 use rand_core::RngCore;
 use std::net::SocketAddr;
@@ -19,15 +19,8 @@ const EXTRA_LINKS: usize = 16;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A dial the driver never answered is given up after this.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a peer heard only over IPv6 link-local waits for its IPv4 announcement.
-const LINK_LOCAL_GRACE: Duration = Duration::from_millis(250);
-/// Most dials in flight at once.
-const MAX_CONCURRENT_DIALS: usize = 8;
 /// Least time between two peer-exchange answers on one link.
 const PEX_ANSWER_INTERVAL: Duration = Duration::from_secs(5);
-/// The higher id waits this long after discovering a peer before dialing it, so the lower id's
-/// dial usually wins and no duplicate link is made.
-const HIGHER_ID_DIAL_DELAY: Duration = Duration::from_millis(1500);
 
 /// A `--connect` address whose identity is not known yet.
 #[derive(Debug, Clone)]
@@ -73,7 +66,7 @@ impl Link {
         }
     }
 
-    fn peer(&self) -> Option<PeerId> {
+    pub(super) fn peer(&self) -> Option<PeerId> {
         match &self.state {
             LinkState::Dialing => None,
             LinkState::Handshaking { peer } | LinkState::Established { peer, .. } => Some(*peer),
@@ -83,7 +76,7 @@ impl Link {
     /// Where a third party could dial this peer: the address we dialed, or the source IP of its
     /// inbound link with the listen port it told us. Not an IPv6 link-local address: its scope
     /// is an interface index of ours, meaningless to anyone else.
-    fn dialable_addr(&self) -> Option<SocketAddr> {
+    pub(super) fn dialable_addr(&self) -> Option<SocketAddr> {
         let addr = match self.direction {
             Direction::Outbound => Some(self.addr),
             Direction::Inbound => self.listen_port.map(|p| {
@@ -100,113 +93,6 @@ impl Link {
 }
 
 impl Node {
-    /// Remembers a `--connect` target and dials it now.
-    pub(super) fn connect(&mut self, now: Instant, addr: SocketAddr, expect: Option<PeerId>) {
-        if let Some(peer) = expect {
-            self.peers.observe(peer, "", Some(addr), Source::Manual, now);
-            if let Some(p) = self.peers.get_mut(&peer) {
-                p.next_dial = now;
-                p.failures = 0;
-            }
-            self.dial_candidates(now);
-            return;
-        }
-        // Identity unknown until the handshake: keep the address as a target, redialed with
-        // backoff until a link to it completes `Hello`; then it becomes a manual known peer.
-        self.pending_connects.insert(addr, PendingConnect { failures: 0, next_dial: now, link: None });
-        self.dial_candidates(now);
-    }
-
-    fn open_link(&mut self, now: Instant, addr: SocketAddr, expect: Option<PeerId>) -> LinkId {
-        let link = self.allocate_link_id();
-        self.links.insert(
-            link,
-            Link {
-                direction: Direction::Outbound,
-                kind: LinkKind::Tcp,
-                addr,
-                expect,
-                state: LinkState::Dialing,
-                opened_at: now,
-                last_rx: now,
-                last_ping: now,
-                ping: None,
-                rtt: None,
-                listen_port: None,
-                last_pex_answer: None,
-                pex_allowance: 1,
-            },
-        );
-        self.outputs.push_back(Output::OpenLink { link, addr, expect, kind: LinkKind::Tcp });
-        link
-    }
-
-    fn counts(&self) -> (usize, usize, usize) {
-        let (mut established, mut outbound, mut dialing) = (0, 0, 0);
-        for l in self.links.values() {
-            match l.state {
-                LinkState::Established { .. } => {
-                    established += 1;
-                    if l.direction == Direction::Outbound {
-                        outbound += 1;
-                    }
-                }
-                LinkState::Dialing => dialing += 1,
-                LinkState::Handshaking { .. } => {}
-            }
-        }
-        (established, outbound, dialing)
-    }
-
-    /// Dials known peers that are due, within the caps: total links, outbound share (a quarter of
-    /// the slots stay for inbound links, so no node only dials out), and dials in flight.
-    pub(super) fn dial_candidates(&mut self, now: Instant) {
-        let (established, outbound, mut dialing) = self.counts();
-        let max = self.config.max_peers;
-        let reserve = if max >= 4 { max / 4 } else { 0 };
-        let mut due: Vec<(PeerId, SocketAddr, bool)> = self
-            .peers
-            .iter()
-            .filter(|(id, p)| {
-                **id != self.me && p.link.is_none() && p.dialing.is_none() && p.next_dial <= now && !p.addrs.is_empty()
-            })
-            .map(|(id, p)| (*id, p.addrs[0], p.source == Source::Manual))
-            .collect();
-        // Manual targets first: the user asked for them.
-        due.sort_by_key(|(_, _, manual)| !*manual);
-        let mut opened = 0;
-        let targets: Vec<SocketAddr> = self
-            .pending_connects
-            .iter()
-            .filter(|(_, t)| t.link.is_none() && t.next_dial <= now)
-            .map(|(a, _)| *a)
-            .collect();
-        for addr in targets {
-            if dialing >= MAX_CONCURRENT_DIALS || established + dialing >= max {
-                break;
-            }
-            let link = self.open_link(now, addr, None);
-            if let Some(t) = self.pending_connects.get_mut(&addr) {
-                t.link = Some(link);
-            }
-            dialing += 1;
-        }
-        for (peer, addr, manual) in due {
-            if dialing >= MAX_CONCURRENT_DIALS || established + dialing >= max {
-                break;
-            }
-            if !manual && outbound + opened + dialing >= max.saturating_sub(reserve) {
-                continue;
-            }
-            let link = self.open_link(now, addr, Some(peer));
-            if let Some(p) = self.peers.get_mut(&peer) {
-                p.dialing = Some(link);
-            }
-            dialing += 1;
-            opened += 1;
-        }
-    }
-
     pub(super) fn handle_link_up(
         &mut self,
         now: Instant,
@@ -336,7 +222,7 @@ impl Node {
         }
     }
 
-    fn jitter(&mut self) -> f64 {
+    pub(super) fn jitter(&mut self) -> f64 {
         0.8 + 0.4 * (self.rng.next_u32() as f64 / u32::MAX as f64)
     }
 
@@ -540,53 +426,6 @@ impl Node {
         }
     }
 
-    /// Established peers other than `except`, as dial hints for a neighbour.
-    pub(super) fn exchange_list(&self, except: Option<PeerId>) -> Vec<PeerInfo> {
-        self.links
-            .values()
-            .filter_map(|l| {
-                let (peer, name) = l.established()?;
-                if Some(peer) == except {
-                    return None;
-                }
-                Some(PeerInfo { peer_id: peer, name: name.to_owned(), addrs: l.dialable_addr().into_iter().collect() })
-            })
-            .take(MAX_PEX_ENTRIES)
-            .collect()
-    }
-
-    /// Peer exchange entries are hints: remembered, then verified by dialing with the PeerId expected.
-    fn handle_peer_exchange(&mut self, now: Instant, peers: Vec<PeerInfo>) {
-        for info in peers {
-            if info.peer_id == self.me {
-                continue;
-            }
-            self.peers.observe(info.peer_id, &info.name, None, Source::Exchange, now);
-            for addr in &info.addrs {
-                self.peers.add_hint(&info.peer_id, *addr);
-            }
-        }
-        self.dial_candidates(now);
-    }
-
-    pub(super) fn periodic_peer_exchange(&mut self) {
-        let established: Vec<LinkId> =
-            self.links.iter().filter(|(_, l)| l.established().is_some()).map(|(id, _)| *id).collect();
-        if established.is_empty() {
-            return;
-        }
-        let pick = established[(self.rng.next_u32() as usize) % established.len()];
-        self.request_peers(pick);
-    }
-
-    /// Asks a neighbour for its peers, allowing one more answer on that link.
-    fn request_peers(&mut self, link: LinkId) {
-        if let Some(l) = self.links.get_mut(&link) {
-            l.pex_allowance = l.pex_allowance.saturating_add(1).min(4);
-            self.send(link, &Message::PeerRequest);
-        }
-    }
-
     /// Liveness: pings quiet links, closes silent ones, gives up on stuck handshakes and dials.
     pub(super) fn check_links(&mut self, now: Instant) {
         let mut to_close = Vec::new();
@@ -624,34 +463,6 @@ impl Node {
                 l.ping = Some((nonce, now));
             }
             self.send(id, &Message::Ping { nonce });
-        }
-    }
-
-    /// Called by discovery for a newly seen peer: the lower id dials at once, the higher one a
-    /// moment later if no link has appeared by then.
-    pub(super) fn schedule_discovered_dial(&mut self, now: Instant, peer: PeerId) {
-        let mut delay = if self.me < peer { Duration::ZERO } else { HIGHER_ID_DIAL_DELAY };
-        if let Some(p) = self.peers.get_mut(&peer) {
-            // Heard over IPv6 link-local first: give the IPv4 copy of the announcement (sent at
-            // the same moment) a beat to arrive, since it makes the better address.
-            let only_link_local =
-                p.addrs.iter().all(|a| matches!(a, SocketAddr::V6(v6) if v6.ip().is_unicast_link_local()));
-            if only_link_local {
-                delay = delay.max(LINK_LOCAL_GRACE);
-            }
-            if p.link.is_none() && p.dialing.is_none() && p.failures == 0 {
-                p.next_dial = now + delay;
-                let at = now + delay;
-                self.dial_wakeup = Some(self.dial_wakeup.map_or(at, |w| w.min(at)));
-            }
-        }
-        self.dial_candidates(now);
-    }
-
-    /// Records the address a discovery announcement came from.
-    pub(super) fn note_discovered_addr(&mut self, peer: &PeerId, addr: SocketAddr) {
-        if let Some(p) = self.peers.get_mut(peer) {
-            push_front_bounded(&mut p.addrs, addr);
         }
     }
 }

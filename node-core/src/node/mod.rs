@@ -1,6 +1,8 @@
 //! The [`Node`]: the whole protocol of one peer as a state machine.
 
+mod dialing;
 mod discovery;
+mod exchange;
 mod links;
 mod messaging;
 mod peers;

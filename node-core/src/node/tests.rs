@@ -35,6 +35,21 @@ fn hello(k: &Keypair, mesh: &str) -> Vec<u8> {
     }))
 }
 
+/// A signed announcement by `k` for mesh "default".
+fn announcement(k: &Keypair, tcp_port: u16, at: Instant, nonce: u64) -> Vec<u8> {
+    Announcement {
+        peer_id: k.peer_id(),
+        name: "x".into(),
+        mesh_id: "default".into(),
+        tcp_port,
+        quic_port: None,
+        http_port: None,
+        unix_ms: at.unix_ms(),
+        nonce,
+    }
+    .encode_signed(k)
+}
+
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
@@ -136,17 +151,7 @@ fn announcements_are_verified_and_dialed_at_their_source_address() {
     let mut n = node(1);
     drain(&mut n);
     let other = keys(9);
-    let a = Announcement {
-        peer_id: other.peer_id(),
-        name: "x".into(),
-        mesh_id: "default".into(),
-        tcp_port: 7777,
-        quic_port: None,
-        http_port: None,
-        unix_ms: t(10).unix_ms(),
-        nonce: 5,
-    };
-    let data = a.encode_signed(&other);
+    let data = announcement(&other, 7777, t(10), 5);
     n.handle(t(10), Input::Datagram { from: addr("192.0.2.7:47470"), data: data.clone() });
     let outs = drain(&mut n);
     assert!(outs.iter().any(|o| matches!(o, Output::Event(Event::PeerDiscovered { addr, .. }) if *addr == SocketAddr::from(([192, 0, 2, 7], 7777)))));
@@ -353,17 +358,7 @@ fn the_ipv4_copy_of_an_announcement_wins_over_an_earlier_link_local_one() {
     let mut n = node(9); // keys(9) vs keys(8): whichever is lower, the dial waits out the grace
     drain(&mut n);
     let other = keys(8);
-    let a = Announcement {
-        peer_id: other.peer_id(),
-        name: "x".into(),
-        mesh_id: "default".into(),
-        tcp_port: 7777,
-        quic_port: None,
-        http_port: None,
-        unix_ms: t(10).unix_ms(),
-        nonce: 1,
-    };
-    let data = a.encode_signed(&other);
+    let data = announcement(&other, 7777, t(10), 1);
     n.handle(t(10), Input::Datagram { from: addr("[fe80::1%2]:47470"), data: data.clone() });
     n.handle(t(20), Input::Datagram { from: addr("10.0.0.8:47470"), data });
     assert_eq!(n.stats().replayed_announcements, 1);
