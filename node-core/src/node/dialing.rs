@@ -38,24 +38,7 @@ impl Node {
 
     pub(super) fn open_link(&mut self, now: Instant, addr: SocketAddr, expect: Option<PeerId>) -> LinkId {
         let link = self.allocate_link_id();
-        self.links.insert(
-            link,
-            Link {
-                direction: Direction::Outbound,
-                kind: LinkKind::Tcp,
-                addr,
-                expect,
-                state: LinkState::Dialing,
-                opened_at: now,
-                last_rx: now,
-                last_ping: now,
-                ping: None,
-                rtt: None,
-                listen_port: None,
-                last_pex_answer: None,
-                pex_allowance: 1,
-            },
-        );
+        self.links.insert(link, Link::new(Direction::Outbound, LinkKind::Tcp, addr, expect, now));
         self.outputs.push_back(Output::OpenLink { link, addr, expect, kind: LinkKind::Tcp });
         link
     }

@@ -59,6 +59,31 @@ pub(super) struct Link {
 }
 
 impl Link {
+    /// A link in its first phase: dialing (outbound) or about to handshake (inbound).
+    pub(super) fn new(
+        direction: Direction,
+        kind: LinkKind,
+        addr: SocketAddr,
+        expect: Option<PeerId>,
+        now: Instant,
+    ) -> Self {
+        Link {
+            direction,
+            kind,
+            addr,
+            expect,
+            state: LinkState::Dialing,
+            opened_at: now,
+            last_rx: now,
+            last_ping: now,
+            ping: None,
+            rtt: None,
+            listen_port: None,
+            last_pex_answer: None,
+            pex_allowance: 1,
+        }
+    }
+
     pub fn established(&self) -> Option<(PeerId, &str)> {
         match &self.state {
             LinkState::Established { peer, name } => Some((*peer, name)),
@@ -102,21 +127,7 @@ impl Node {
         remote_addr: SocketAddr,
         kind: LinkKind,
     ) {
-        let entry = self.links.entry(link).or_insert_with(|| Link {
-            direction,
-            kind,
-            addr: remote_addr,
-            expect: None,
-            state: LinkState::Dialing,
-            opened_at: now,
-            last_rx: now,
-            last_ping: now,
-            ping: None,
-            rtt: None,
-            listen_port: None,
-            last_pex_answer: None,
-            pex_allowance: 1,
-        });
+        let entry = self.links.entry(link).or_insert_with(|| Link::new(direction, kind, remote_addr, None, now));
         entry.kind = kind;
         entry.last_rx = now;
         entry.opened_at = now; // the handshake phase starts: `Hello` is due within HELLO_TIMEOUT
