@@ -30,6 +30,7 @@
 //! - [`discovery`]: signed LAN announcements, replay guard, the announce schedule, port rotation.
 //! - [`node`](Node): the state machine tying links, peers, messaging and transfers together.
 //! - [`transfer`]: chunked, verified, resumable, multi-source file transfer.
+//! - [`names`]: name records signed by their owners (shared with the bootstrap server).
 //! - [`interface`]: the ids, inputs, outputs, events and commands a driver speaks.
 //! - [`sim`] (feature `sim`): a deterministic discrete-event network for hundreds of nodes.
 #![deny(missing_docs)]
@@ -39,6 +40,7 @@ pub mod config;
 pub mod discovery;
 pub mod identity;
 pub mod interface;
+pub mod names;
 mod node;
 pub mod time;
 pub mod transfer;

@@ -1,0 +1,193 @@
+//! Human names bound to keys: the record a name's owner signs, shared by the bootstrap server
+//! (which stores and serves it) and nodes (which claim, update and verify it).
+//!
+//! A record is signed over its postcard encoding under the domain `weft/v1/name`, so the JSON a
+//! server speaks can be formatted any way: the signed bytes are rebuilt from the fields.
+
+use crate::identity::{signed_bytes, Keypair, PeerId, Signature};
+use serde::{Deserialize, Serialize};
+
+/// Longest value a name may hold, in bytes.
+pub const MAX_VALUE_LEN: usize = 512;
+/// Longest name, in characters.
+pub const MAX_NAME_LEN: usize = 63;
+/// Domain tag of name-record signatures.
+pub const NAME_DOMAIN: &[u8] = b"weft/v1/name\0";
+
+/// A valid name: 1–63 of `[a-z0-9-]`, not starting or ending with a hyphen.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Name(String);
+
+/// Why a string is not a [`Name`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// Empty, or longer than 63 characters.
+    #[error("a name is 1 to {MAX_NAME_LEN} characters")]
+    Length,
+    /// A character outside `[a-z0-9-]`.
+    #[error("a name uses only a-z, 0-9 and '-'")]
+    Alphabet,
+    /// Starts or ends with '-'.
+    #[error("a name cannot start or end with '-'")]
+    Hyphen,
+}
+
+impl Name {
+    /// Checks `s` against the name rules.
+    pub fn parse(s: &str) -> Result<Name, NameError> {
+        if s.is_empty() || s.len() > MAX_NAME_LEN {
+            return Err(NameError::Length);
+        }
+        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(NameError::Alphabet);
+        }
+        if s.starts_with('-') || s.ends_with('-') {
+            return Err(NameError::Hyphen);
+        }
+        Ok(Name(s.to_owned()))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Name {
+    type Error = NameError;
+    fn try_from(s: String) -> Result<Name, NameError> {
+        Name::parse(&s)
+    }
+}
+
+impl From<Name> for String {
+    fn from(n: Name) -> String {
+        n.0
+    }
+}
+
+impl core::fmt::Display for Name {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the owner of a name signs: a claim, an update, or a delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameRecord {
+    /// The name.
+    pub name: Name,
+    /// What it maps to (typically a PeerId and addresses), at most [`MAX_VALUE_LEN`] bytes.
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+    /// The key that owns the name (and signs this record).
+    pub owner: PeerId,
+    /// Strictly increasing per name: a record with a seq not above the stored one is a replay.
+    pub seq: u64,
+    /// When the owner signed it, by its clock.
+    pub unix_ms: u64,
+    /// True to delete the name.
+    pub delete: bool,
+}
+
+/// A record with its owner's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedNameRecord {
+    /// The record.
+    pub record: NameRecord,
+    /// The owner's signature over the record's postcard encoding.
+    pub signature: Signature,
+}
+
+/// Why a signed record is not acceptable on its own (before any registry rule).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The value is longer than [`MAX_VALUE_LEN`].
+    #[error("value of {0} bytes exceeds {MAX_VALUE_LEN}")]
+    ValueTooLong(usize),
+    /// The signature does not verify against the owner key.
+    #[error("the record is not signed by its owner")]
+    BadSignature,
+}
+
+impl NameRecord {
+    fn signed_bytes(&self) -> Vec<u8> {
+        signed_bytes(NAME_DOMAIN, &postcard::to_allocvec(self).unwrap_or_default())
+    }
+
+    /// Signs the record with the owner's key (which must be `owner`).
+    pub fn sign(self, owner: &Keypair) -> SignedNameRecord {
+        let signature = owner.sign(&self.signed_bytes());
+        SignedNameRecord { record: self, signature }
+    }
+}
+
+impl SignedNameRecord {
+    /// Checks the value limit and the owner's signature.
+    pub fn verify(&self) -> Result<(), RecordError> {
+        if self.record.value.len() > MAX_VALUE_LEN {
+            return Err(RecordError::ValueTooLong(self.record.value.len()));
+        }
+        if !self.record.owner.verify(&self.record.signed_bytes(), &self.signature) {
+            return Err(RecordError::BadSignature);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_rules() {
+        assert!(Name::parse("alice").is_ok());
+        assert!(Name::parse("a-1").is_ok());
+        assert!(Name::parse(&"a".repeat(63)).is_ok());
+        assert_eq!(Name::parse(""), Err(NameError::Length));
+        assert_eq!(Name::parse(&"a".repeat(64)), Err(NameError::Length));
+        assert_eq!(Name::parse("Alice"), Err(NameError::Alphabet));
+        assert_eq!(Name::parse("a.b"), Err(NameError::Alphabet));
+        assert_eq!(Name::parse("-a"), Err(NameError::Hyphen));
+        assert_eq!(Name::parse("a-"), Err(NameError::Hyphen));
+        assert!(serde_json_like_roundtrip("bob"));
+    }
+
+    fn serde_json_like_roundtrip(s: &str) -> bool {
+        let n = Name::parse(s).unwrap();
+        let bytes = postcard::to_allocvec(&n).unwrap();
+        postcard::from_bytes::<Name>(&bytes).unwrap() == n
+    }
+
+    #[test]
+    fn invalid_names_do_not_deserialize() {
+        let bytes = postcard::to_allocvec(&String::from("Not Valid")).unwrap();
+        assert!(postcard::from_bytes::<Name>(&bytes).is_err());
+    }
+
+    #[test]
+    fn records_verify_only_with_their_owner_and_content() {
+        let owner = Keypair::from_secret([1; 32]);
+        let other = Keypair::from_secret([2; 32]);
+        let rec = NameRecord {
+            name: Name::parse("alice").unwrap(),
+            value: b"peer".to_vec(),
+            owner: owner.peer_id(),
+            seq: 1,
+            unix_ms: 5,
+            delete: false,
+        };
+        let signed = rec.clone().sign(&owner);
+        assert_eq!(signed.verify(), Ok(()));
+        let mut tampered = signed.clone();
+        tampered.record.seq = 2;
+        assert_eq!(tampered.verify(), Err(RecordError::BadSignature));
+        let forged = rec.clone().sign(&other);
+        assert_eq!(forged.verify(), Err(RecordError::BadSignature));
+        let big = NameRecord { value: vec![0; MAX_VALUE_LEN + 1], ..rec }.sign(&owner);
+        assert_eq!(big.verify(), Err(RecordError::ValueTooLong(MAX_VALUE_LEN + 1)));
+    }
+}
