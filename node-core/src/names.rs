@@ -13,6 +13,8 @@ pub const MAX_VALUE_LEN: usize = 512;
 pub const MAX_NAME_LEN: usize = 63;
 /// Domain tag of name-record signatures.
 pub const NAME_DOMAIN: &[u8] = b"weft/v1/name\0";
+/// Domain tag of a server's signature over a name answer (record, owner signature, expiry).
+pub const ANSWER_DOMAIN: &[u8] = b"weft/v1/name-answer\0";
 
 /// A valid name: 1–63 of `[a-z0-9-]`, not starting or ending with a hyphen.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -136,6 +138,12 @@ impl SignedNameRecord {
         }
         Ok(())
     }
+}
+
+/// The bytes a server signs when it answers for a name: the owner-signed record and its expiry,
+/// so a node can check both who owns the name and until when the server vouches for it.
+pub fn answer_bytes(signed: &SignedNameRecord, expires_unix_ms: u64) -> Vec<u8> {
+    signed_bytes(ANSWER_DOMAIN, &postcard::to_allocvec(&(signed, expires_unix_ms)).unwrap_or_default())
 }
 
 #[cfg(test)]
