@@ -54,14 +54,17 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-/// Brings up an inbound link the transport authenticated as `peer`, and feeds it `hello`.
-fn inbound(n: &mut Node, peer: &Keypair, hello: Vec<u8>, now: Instant) -> LinkId {
+/// An inbound link the transport authenticated as `peer`, before any frame.
+fn transport_up(n: &mut Node, peer: PeerId, now: Instant) -> LinkId {
     let link = n.allocate_link_id();
     let remote_addr = addr("10.0.0.9:3333");
-    n.handle(
-        now,
-        Input::LinkUp { link, peer: peer.peer_id(), direction: Direction::Inbound, remote_addr, kind: LinkKind::Tcp },
-    );
+    n.handle(now, Input::LinkUp { link, peer, direction: Direction::Inbound, remote_addr, kind: LinkKind::Tcp });
+    link
+}
+
+/// Brings up an inbound link the transport authenticated as `peer`, and feeds it `hello`.
+fn inbound(n: &mut Node, peer: &Keypair, hello: Vec<u8>, now: Instant) -> LinkId {
+    let link = transport_up(n, peer.peer_id(), now);
     n.handle(now, Input::Frame { link, data: hello });
     link
 }
@@ -234,18 +237,7 @@ fn commands_check_their_input() {
 #[test]
 fn a_link_that_never_says_hello_is_closed_even_if_it_keeps_talking() {
     let mut n = node(1);
-    let link = n.allocate_link_id();
-    let peer = keys(2).peer_id();
-    n.handle(
-        t(0),
-        Input::LinkUp {
-            link,
-            peer,
-            direction: Direction::Inbound,
-            remote_addr: addr("10.0.0.2:1"),
-            kind: LinkKind::Tcp,
-        },
-    );
+    let link = transport_up(&mut n, keys(2).peer_id(), t(0));
     drain(&mut n);
     for s in 1..=11u64 {
         // Unknown-kind frames are skipped, but they do not buy time before Hello.
@@ -261,18 +253,7 @@ fn links_waiting_for_hello_are_capped() {
     let mut outs = Vec::new();
     let mut ids = Vec::new();
     for i in 0..40u8 {
-        let link = n.allocate_link_id();
-        let peer = keys(100 + i).peer_id();
-        n.handle(
-            t(1),
-            Input::LinkUp {
-                link,
-                peer,
-                direction: Direction::Inbound,
-                remote_addr: addr("10.0.0.2:1"),
-                kind: LinkKind::Tcp,
-            },
-        );
+        let link = transport_up(&mut n, keys(100 + i).peer_id(), t(1));
         outs.extend(drain(&mut n));
         ids.push(link);
     }
