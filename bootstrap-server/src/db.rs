@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Row;
 use std::net::IpAddr;
 use std::path::Path;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// Why storage failed.
@@ -25,13 +26,29 @@ pub enum DbError {
     /// A stored row does not decode (a corrupt or foreign database).
     #[error("corrupt row for name {0}")]
     Corrupt(String),
+    /// `DATABASE_URL` names a database this build does not speak.
+    #[error("unsupported DATABASE_URL scheme {0:?}: this build speaks SQLite (sqlite://PATH)")]
+    UnsupportedUrl(String),
 }
 
 /// Opens (creating if needed) `<dir>/weft-bootstrap.db` and applies the migrations.
 pub async fn open(dir: &Path) -> Result<SqlitePool, DbError> {
     std::fs::create_dir_all(dir).map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?;
-    let options = SqliteConnectOptions::new()
-        .filename(dir.join("weft-bootstrap.db"))
+    open_with(SqliteConnectOptions::new().filename(dir.join("weft-bootstrap.db"))).await
+}
+
+/// Opens the database `url` names (`sqlite://PATH`, as in `DATABASE_URL`) and applies the
+/// migrations.
+pub async fn open_url(url: &str) -> Result<SqlitePool, DbError> {
+    if !url.starts_with("sqlite:") {
+        let scheme = url.split(':').next().unwrap_or_default();
+        return Err(DbError::UnsupportedUrl(scheme.chars().take(32).collect()));
+    }
+    open_with(SqliteConnectOptions::from_str(url)?).await
+}
+
+async fn open_with(options: SqliteConnectOptions) -> Result<SqlitePool, DbError> {
+    let options = options
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
@@ -151,4 +168,60 @@ pub async fn prune(pool: &SqlitePool, now_ms: u64) -> Result<u64, DbError> {
 pub async fn count(pool: &SqlitePool) -> Result<u64, DbError> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM names").fetch_one(pool).await?;
     Ok(n.max(0) as u64)
+}
+
+/// A trusted node as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedNode {
+    /// The node.
+    pub peer_id: PeerId,
+    /// The operator's note.
+    pub note: String,
+    /// When it was added.
+    pub added_unix_ms: u64,
+}
+
+/// Trusts `peer`, or updates its note if it already is (a non-empty `note` replaces the old one);
+/// returns false if it already was trusted.
+pub async fn trust_add(pool: &SqlitePool, peer: &PeerId, note: &str, now_ms: u64) -> Result<bool, DbError> {
+    let id = peer.as_bytes().to_vec();
+    let existed =
+        sqlx::query("SELECT 1 FROM trusted WHERE peer_id = ?").bind(&id).fetch_optional(pool).await?.is_some();
+    if existed {
+        if !note.is_empty() {
+            sqlx::query("UPDATE trusted SET note = ? WHERE peer_id = ?").bind(note).bind(&id).execute(pool).await?;
+        }
+        return Ok(false);
+    }
+    sqlx::query("INSERT INTO trusted (peer_id, note, added_unix_ms) VALUES (?, ?, ?)")
+        .bind(&id)
+        .bind(note)
+        .bind(i64::try_from(now_ms).unwrap_or(i64::MAX))
+        .execute(pool)
+        .await?;
+    Ok(true)
+}
+
+/// Stops trusting `peer`; returns false if it was not trusted.
+pub async fn trust_remove(pool: &SqlitePool, peer: &PeerId) -> Result<bool, DbError> {
+    let r = sqlx::query("DELETE FROM trusted WHERE peer_id = ?").bind(peer.as_bytes().to_vec()).execute(pool).await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Every trusted node, oldest first.
+pub async fn trust_list(pool: &SqlitePool) -> Result<Vec<TrustedNode>, DbError> {
+    let rows = sqlx::query("SELECT peer_id, note, added_unix_ms FROM trusted ORDER BY added_unix_ms, peer_id")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let id: Vec<u8> = row.try_get("peer_id")?;
+            let corrupt = || DbError::Corrupt("trusted".into());
+            Ok(TrustedNode {
+                peer_id: PeerId::from_bytes(id.try_into().map_err(|_| corrupt())?),
+                note: row.try_get("note")?,
+                added_unix_ms: u64::try_from(row.try_get::<i64, _>("added_unix_ms")?).map_err(|_| corrupt())?,
+            })
+        })
+        .collect()
 }

@@ -1,15 +1,31 @@
 //! # weft-bootstrap — the bootstrap, name and signaling server
 //!
-//! Work in progress (issue 3). Here now: the name registry — rules as pure functions of `now`
-//! ([`registry`]), SQLite storage ([`db`]), the HTTP API ([`api`]: `GET /healthz`, `GET /v1/info`,
-//! `GET`/`PUT /v1/names/{name}`), and the server loop ([`server::run`]). Still to come: presence,
-//! trust, signaling, STUN, relay, metrics, OpenAPI, rate limits and the node-side clients.
+//! A small server that anyone can self-host so that Weft nodes across the internet can meet:
+//!
+//! - names ([`registry`] rules as pure functions of `now`, [`db`] storage in SQLite, [`api::names`]);
+//! - presence and trust ([`presence`] table, [`api::presence`]: announce, live peers, trusted nodes);
+//! - signaling ([`signal`]) and relay ([`relay`]) websockets, sharing the challenge login of
+//!   [`session`];
+//! - a STUN responder ([`stun`], RFC 5389 + RFC 5780);
+//! - operations: per-address [`ratelimit`]s, Prometheus [`metrics`], the [`openapi`] document,
+//!   client addresses behind a proxy ([`client_ip`]).
+//!
+//! [`server::run`] serves it all; `weft-bootstrap` (src/main.rs) is the binary.
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod client_ip;
 pub mod db;
 pub mod keyfile;
+pub mod metrics;
+pub mod openapi;
+pub mod presence;
+pub mod ratelimit;
 pub mod registry;
+pub mod relay;
 pub mod server;
+pub mod session;
+pub mod signal;
+pub mod stun;
 
-pub use server::{router, run, system_clock, AppState, Clock};
+pub use server::{router, run, system_clock, AppState, Clock, ServerConfig};

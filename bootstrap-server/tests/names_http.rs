@@ -1,62 +1,12 @@
 //! The name API over real HTTP on loopback, against a real SQLite file, with an injected clock.
 
-use bootstrap_server::api::RecordJson;
-use bootstrap_server::{registry, AppState};
-use data_encoding::HEXLOWER;
-use node_core::identity::{Keypair, Signature};
-use node_core::names::{answer_bytes, Name, NameRecord};
-use serde_json::Value;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+mod support;
 
-const START: u64 = 1_750_000_000_000;
-
-struct Server {
-    addr: SocketAddr,
-    clock: Arc<AtomicU64>,
-    pool: sqlx::SqlitePool,
-    key: node_core::PeerId,
-    _dir: tempfile::TempDir,
-}
-
-async fn server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let pool = bootstrap_server::db::open(dir.path()).await.unwrap();
-    let keys = bootstrap_server::keyfile::load_or_create(dir.path()).unwrap();
-    let key = keys.peer_id();
-    let clock = Arc::new(AtomicU64::new(START));
-    let c = clock.clone();
-    let state = AppState {
-        pool: pool.clone(),
-        keys: Arc::new(keys),
-        quotas: Default::default(),
-        clock: Arc::new(move || c.load(Ordering::SeqCst)),
-        writes: Default::default(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(bootstrap_server::run(listener, state, std::future::pending()));
-    Server { addr, clock, pool, key, _dir: dir }
-}
-
-/// A tiny HTTP/1.1 client: (status, JSON body or Null).
-async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8_lossy(&out);
-    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
+use bootstrap_server::registry;
+use node_core::identity::Keypair;
+use node_core::names::{Name, NameAnswer, NameRecord};
+use std::sync::atomic::Ordering;
+use support::{http, server, START};
 
 fn record(owner: &Keypair, name: &str, value: &str, seq: u64, delete: bool) -> String {
     let signed = NameRecord {
@@ -68,7 +18,7 @@ fn record(owner: &Keypair, name: &str, value: &str, seq: u64, delete: bool) -> S
         delete,
     }
     .sign(owner);
-    serde_json::to_string(&RecordJson::from_signed(&signed)).unwrap()
+    serde_json::to_string(&signed).unwrap()
 }
 
 #[tokio::test]
@@ -79,15 +29,12 @@ async fn claim_lookup_update_replay_foreign_key_and_delete() {
     assert_eq!(st, 200);
     let (st, got) = http(s.addr, "GET", "/v1/names/alice", None).await;
     assert_eq!(st, 200);
-    assert_eq!(got["record"]["owner"], alice.peer_id().to_string());
+    assert_eq!(got["record"]["record"]["owner"], alice.peer_id().to_string());
     // Both signatures check out: the owner's over the record, the server's over the answer.
-    let signed = serde_json::from_value::<RecordJson>(got["record"].clone()).unwrap().to_signed().unwrap();
-    assert!(signed.verify().is_ok());
-    let server_sig: [u8; 64] =
-        HEXLOWER.decode(got["server_signature"].as_str().unwrap().as_bytes()).unwrap().try_into().unwrap();
-    let expires = got["expires_unix_ms"].as_u64().unwrap();
-    assert!(s.key.verify(&answer_bytes(&signed, expires), &Signature::from_bytes(server_sig)));
-    assert_eq!(expires, START + registry::FULL_LIFETIME.as_millis() as u64);
+    let answer: NameAnswer = serde_json::from_value(got).unwrap();
+    assert_eq!(answer.verify(&s.key), Ok(()));
+    assert_eq!(answer.record.record.value, b"v1");
+    assert_eq!(answer.expires_unix_ms, START + registry::FULL_LIFETIME.as_millis() as u64);
 
     assert_eq!(http(s.addr, "PUT", "/v1/names/alice", Some(&record(&alice, "alice", "v2", 2, false))).await.0, 200);
     let (st, err) = http(s.addr, "PUT", "/v1/names/alice", Some(&record(&alice, "alice", "v1", 1, false))).await;
@@ -97,7 +44,7 @@ async fn claim_lookup_update_replay_foreign_key_and_delete() {
     let (st, err) = http(s.addr, "PUT", "/v1/names/alice", Some(&record(&mallory, "alice", "mine", 9, false))).await;
     assert_eq!((st, err["code"].as_str()), (403, Some("not_owner")));
     let (_, got) = http(s.addr, "GET", "/v1/names/alice", None).await;
-    assert_eq!(got["record"]["value"], data_encoding::BASE64.encode(b"v2"));
+    assert_eq!(got["record"]["record"]["value"], data_encoding::BASE64.encode(b"v2"));
 
     assert_eq!(http(s.addr, "PUT", "/v1/names/alice", Some(&record(&alice, "alice", "", 3, true))).await.0, 200);
     let (st, err) = http(s.addr, "GET", "/v1/names/alice", None).await;
@@ -128,8 +75,8 @@ async fn names_expire_with_the_clock_and_are_pruned() {
     s.clock.store(START + registry::FULL_LIFETIME.as_millis() as u64, Ordering::SeqCst);
     assert_eq!(http(s.addr, "GET", "/v1/names/brief", None).await.0, 404, "expired");
     let now = s.clock.load(Ordering::SeqCst);
-    assert_eq!(bootstrap_server::db::prune(&s.pool, now).await.unwrap(), 1);
-    assert_eq!(bootstrap_server::db::count(&s.pool).await.unwrap(), 0);
+    assert_eq!(bootstrap_server::db::prune(s.pool(), now).await.unwrap(), 1);
+    assert_eq!(bootstrap_server::db::count(s.pool()).await.unwrap(), 0);
     // Expired names are free for anyone.
     let other = Keypair::from_secret([5; 32]);
     assert_eq!(http(s.addr, "PUT", "/v1/names/brief", Some(&record(&other, "brief", "y", 1, false))).await.0, 200);

@@ -9,14 +9,38 @@ use core::str::FromStr;
 use data_encoding::BASE32_NOPAD;
 use ed25519_dalek::{Signature as DalekSignature, Signer, SigningKey, VerifyingKey};
 use rand_core::{CryptoRng, RngCore};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Length of the text form of a [`PeerId`].
 pub const PEER_ID_TEXT_LEN: usize = 52;
 
 /// A node's identity on the wire: its Ed25519 public key.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Serialized as its 32 bytes in binary formats (postcard) and as its text form in human-readable
+/// ones (JSON), so one type serves both the wire and the HTTP API.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PeerId([u8; 32]);
+
+impl Serialize for PeerId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PeerId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let text = std::borrow::Cow::<str>::deserialize(d)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 32]>::deserialize(d).map(PeerId)
+        }
+    }
+}
 
 impl PeerId {
     /// The id whose key bytes are `bytes` (not checked to be a valid curve point; see [`verify`](Self::verify)).
@@ -82,7 +106,8 @@ impl FromStr for PeerId {
     }
 }
 
-/// An Ed25519 signature, carried in messages.
+/// An Ed25519 signature, carried in messages: raw bytes in binary formats, lowercase hex in
+/// human-readable ones.
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature(#[serde(with = "sig_bytes")] [u8; 64]);
 
@@ -104,15 +129,26 @@ impl fmt::Debug for Signature {
 }
 
 mod sig_bytes {
-    use serde::{Deserializer, Serializer};
+    use data_encoding::HEXLOWER_PERMISSIVE;
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
+        if s.is_human_readable() {
+            s.serialize_str(&HEXLOWER_PERMISSIVE.encode(v))
+        } else {
+            s.serialize_bytes(v)
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
-        let v: &[u8] = serde_bytes::Deserialize::deserialize(d)?;
-        v.try_into().map_err(|_| serde::de::Error::invalid_length(v.len(), &"64 bytes"))
+        let bytes = if d.is_human_readable() {
+            let text = std::borrow::Cow::<str>::deserialize(d)?;
+            HEXLOWER_PERMISSIVE.decode(text.as_bytes()).map_err(|_| serde::de::Error::custom("a signature is hex"))?
+        } else {
+            serde_bytes::ByteBuf::deserialize(d)?.into_vec()
+        };
+        let len = bytes.len();
+        bytes.try_into().map_err(|_| serde::de::Error::invalid_length(len, &"64 bytes"))
     }
 }
 

@@ -31,6 +31,8 @@
 //! - [`node`](Node): the state machine tying links, peers, messaging and transfers together.
 //! - [`transfer`]: chunked, verified, resumable, multi-source file transfer.
 //! - [`names`]: name records signed by their owners (shared with the bootstrap server).
+//! - [`presence`]: signed announcements to a bootstrap server, and its signed peer and trust lists.
+//! - [`signal`]: the bootstrap server's websocket protocols (login, signaling, relay).
 //! - [`interface`]: the ids, inputs, outputs, events and commands a driver speaks.
 //! - [`sim`] (feature `sim`): a deterministic discrete-event network for hundreds of nodes.
 #![deny(missing_docs)]
@@ -42,6 +44,11 @@ pub mod identity;
 pub mod interface;
 pub mod names;
 mod node;
+#[cfg(feature = "openapi")]
+mod openapi;
+pub mod presence;
+mod serde_forms;
+pub mod signal;
 pub mod time;
 pub mod transfer;
 pub mod wire;

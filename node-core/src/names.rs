@@ -77,12 +77,15 @@ impl core::fmt::Display for Name {
 }
 
 /// What the owner of a name signs: a claim, an update, or a delete.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NameRecord {
     /// The name.
     pub name: Name,
-    /// What it maps to (typically a PeerId and addresses), at most [`MAX_VALUE_LEN`] bytes.
-    #[serde(with = "serde_bytes")]
+    /// What it maps to (typically a PeerId and addresses), at most [`MAX_VALUE_LEN`] bytes; base64
+    /// in JSON.
+    #[serde(with = "crate::serde_forms::base64_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub value: Vec<u8>,
     /// The key that owns the name (and signs this record).
     pub owner: PeerId,
@@ -95,6 +98,7 @@ pub struct NameRecord {
 }
 
 /// A record with its owner's signature.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedNameRecord {
     /// The record.
@@ -144,6 +148,60 @@ impl SignedNameRecord {
 /// so a node can check both who owns the name and until when the server vouches for it.
 pub fn answer_bytes(signed: &SignedNameRecord, expires_unix_ms: u64) -> Vec<u8> {
     signed_bytes(ANSWER_DOMAIN, &postcard::to_allocvec(&(signed, expires_unix_ms)).unwrap_or_default())
+}
+
+/// A server's answer for a name: the owner-signed record, how long the server keeps it, and the
+/// server's signature over both ([`answer_bytes`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameAnswer {
+    /// The record as its owner signed it.
+    pub record: SignedNameRecord,
+    /// When the name expires unless bumped (unix ms, server clock).
+    pub expires_unix_ms: u64,
+    /// The key that signed this answer.
+    pub server_key: PeerId,
+    /// The server's signature over [`answer_bytes`].
+    pub server_signature: Signature,
+}
+
+/// Why a name answer is not to be believed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// Signed by a server other than the pinned one.
+    #[error("the answer comes from server {got}, not the pinned {pinned}")]
+    WrongServer {
+        /// The pinned key.
+        pinned: PeerId,
+        /// The key in the answer.
+        got: PeerId,
+    },
+    /// The server's signature does not verify.
+    #[error("the server's signature does not verify")]
+    BadServerSignature,
+    /// The record itself is invalid.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+impl NameAnswer {
+    /// The answer for `record`, signed by `server`.
+    pub fn new(record: SignedNameRecord, expires_unix_ms: u64, server: &Keypair) -> Self {
+        let server_signature = server.sign(&answer_bytes(&record, expires_unix_ms));
+        NameAnswer { record, expires_unix_ms, server_key: server.peer_id(), server_signature }
+    }
+
+    /// Checks that `pinned` signed the answer and the owner signed the record.
+    pub fn verify(&self, pinned: &PeerId) -> Result<(), AnswerError> {
+        if self.server_key != *pinned {
+            return Err(AnswerError::WrongServer { pinned: *pinned, got: self.server_key });
+        }
+        if !pinned.verify(&answer_bytes(&self.record, self.expires_unix_ms), &self.server_signature) {
+            return Err(AnswerError::BadServerSignature);
+        }
+        Ok(self.record.verify()?)
+    }
 }
 
 #[cfg(test)]
@@ -197,5 +255,29 @@ mod tests {
         assert_eq!(forged.verify(), Err(RecordError::BadSignature));
         let big = NameRecord { value: vec![0; MAX_VALUE_LEN + 1], ..rec }.sign(&owner);
         assert_eq!(big.verify(), Err(RecordError::ValueTooLong(MAX_VALUE_LEN + 1)));
+    }
+
+    #[test]
+    fn answers_survive_json_and_verify_only_against_the_pinned_server() {
+        let owner = Keypair::from_secret([1; 32]);
+        let server = Keypair::from_secret([3; 32]);
+        let rec = NameRecord {
+            name: Name::parse("alice").unwrap(),
+            value: vec![0, 255, 7],
+            owner: owner.peer_id(),
+            seq: 1,
+            unix_ms: 5,
+            delete: false,
+        };
+        let answer = NameAnswer::new(rec.sign(&owner), 99, &server);
+        let json = serde_json::to_string(&answer).unwrap();
+        assert!(json.contains(&owner.peer_id().to_string()), "ids are text in JSON: {json}");
+        assert!(json.contains("\"value\":\"AP8H\""), "values are base64 in JSON: {json}");
+        let back: NameAnswer = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, answer);
+        assert_eq!(back.verify(&server.peer_id()), Ok(()));
+        assert!(matches!(back.verify(&owner.peer_id()), Err(AnswerError::WrongServer { .. })));
+        let stretched = NameAnswer { expires_unix_ms: 100, ..back };
+        assert_eq!(stretched.verify(&server.peer_id()), Err(AnswerError::BadServerSignature));
     }
 }

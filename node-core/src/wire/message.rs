@@ -70,6 +70,7 @@ impl core::str::FromStr for TransferId {
 }
 
 /// What a node can do, as bits, so a newer peer's extra bits are harmless.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Capabilities(pub u64);
 

@@ -1,0 +1,61 @@
+//! A minimal STUN binding client: what tests (and, until node-core grows its own NAT state machine,
+//! anyone else) use to talk to the responder. Transaction ids come from the caller, never from an
+//! RNG here.
+
+use super::attr::{ChangeRequest, MappedAddress, OtherAddress, ResponseOrigin};
+use std::net::SocketAddr;
+use stun_types::attribute::{ErrorCode, XorMappedAddress};
+use stun_types::message::{Message, MessageClass, MessageType, MessageWriteVec, TransactionId, BINDING};
+use stun_types::prelude::*;
+
+/// A binding request with transaction id `tid`, asking for `change` if given.
+pub fn binding_request(tid: u128, change: Option<ChangeRequest>) -> Vec<u8> {
+    let mtype = MessageType::from_class_method(MessageClass::Request, BINDING);
+    let mut req = Message::builder(mtype, TransactionId::from(tid), MessageWriteVec::with_capacity(48));
+    // Both attributes are fixed-size and fit any buffer the builder grows.
+    if let Some(c) = change {
+        let _ = req.add_attribute(&c);
+    }
+    let _ = req.add_fingerprint();
+    req.finish()
+}
+
+/// What a binding response said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindingOutcome {
+    /// Success.
+    Success {
+        /// The address the server saw.
+        mapped: SocketAddr,
+        /// OTHER-ADDRESS, when the server has a second IP.
+        other: Option<SocketAddr>,
+        /// RESPONSE-ORIGIN: where the answer came from.
+        origin: Option<SocketAddr>,
+    },
+    /// An error response.
+    Error {
+        /// Its code (420: the server cannot honour CHANGE-REQUEST).
+        code: u16,
+    },
+}
+
+/// `None` means: not ours, not STUN, or malformed. Ignore it. RFC 5780 responses may come from
+/// a different address than the one the request went to, so match on the transaction id only.
+pub fn parse_binding_response(bytes: &[u8], tid: u128) -> Option<BindingOutcome> {
+    let msg = Message::from_bytes(bytes).ok()?;
+    if !msg.is_response() || !msg.has_method(BINDING) || msg.transaction_id() != TransactionId::from(tid) {
+        return None;
+    }
+    if msg.has_class(MessageClass::Error) {
+        return Some(BindingOutcome::Error { code: msg.attribute::<ErrorCode>().ok()?.code() });
+    }
+    let mapped = match msg.attribute::<XorMappedAddress>() {
+        Ok(x) => x.addr(msg.transaction_id()),
+        Err(_) => msg.attribute::<MappedAddress>().ok()?.0, // RFC 3489-style fallback
+    };
+    Some(BindingOutcome::Success {
+        mapped,
+        other: msg.attribute::<OtherAddress>().ok().map(|a| a.0),
+        origin: msg.attribute::<ResponseOrigin>().ok().map(|a| a.0),
+    })
+}
