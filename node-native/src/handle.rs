@@ -1,9 +1,12 @@
 //! [`NodeHandle`]: the library API of a running node — commands in, events out.
 
+use crate::bootstrap::{Bootstrap, BootstrapError, NameValue};
 use crate::files::{hash_file, HashedFile};
+use node_core::names::{Name, NameAnswer, NameError};
 use node_core::{Command, CommandError, CommandId, Event, PeerId, PeerSummary, Stats, TransferId};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Something a running node reports.
@@ -12,6 +15,17 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 pub enum NodeEvent {
     /// A protocol event from node-core.
     Core(Event),
+    /// The bootstrap server accepted our announcement (first time, or after an outage).
+    BootstrapConnected {
+        /// The server.
+        url: String,
+        /// Its (pinned) key.
+        server_key: Option<PeerId>,
+        /// The address it sees us at.
+        observed_ip: std::net::IpAddr,
+        /// Live peers it listed in our mesh.
+        peers: usize,
+    },
     /// A driver-level problem the user should see.
     Error {
         /// Stable, machine-readable code.
@@ -58,6 +72,21 @@ pub enum RequestError {
     /// The offer was refused.
     #[error("offer failed: {0}")]
     Offer(String),
+    /// Names and server lookups need a bootstrap server, and none is configured.
+    #[error("no bootstrap server is configured (start with --bootstrap URL)")]
+    NoBootstrap,
+    /// The bootstrap server failed or refused.
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
+    /// Not a valid name.
+    #[error("'{0}' is not a valid name: {1}")]
+    BadName(String, NameError),
+    /// Nobody holds the name.
+    #[error("nobody holds the name '{0}'")]
+    NameNotFound(String),
+    /// The name's value is not a node's address.
+    #[error("the name '{0}' does not point to a weft node")]
+    NotANode(String),
 }
 
 /// A cloneable handle on a running node.
@@ -72,6 +101,7 @@ pub struct NodeHandle {
     pub(crate) tcp_addr: SocketAddr,
     pub(crate) listen_addrs: Vec<SocketAddr>,
     pub(crate) chunk_size: u32,
+    pub(crate) bootstrap: Option<Arc<Bootstrap>>,
 }
 
 impl NodeHandle {
@@ -158,6 +188,38 @@ impl NodeHandle {
         let req = OfferRequest { path: path.to_owned(), hashed, name: name.to_owned(), to, reply: tx };
         self.commands.send(ActorCommand::Offer(req)).await.map_err(|_| RequestError::Stopped)?;
         rx.await.map_err(|_| RequestError::Stopped)?.map_err(RequestError::Offer)
+    }
+
+    fn bootstrap(&self) -> Result<&Bootstrap, RequestError> {
+        self.bootstrap.as_deref().ok_or(RequestError::NoBootstrap)
+    }
+
+    /// Claims (or bumps) `name` on the bootstrap server, pointing it at this node.
+    pub async fn claim_name(&self, name: &str) -> Result<NameAnswer, RequestError> {
+        let bs = self.bootstrap()?;
+        let name = Name::parse(name).map_err(|e| RequestError::BadName(name.to_owned(), e))?;
+        // Announce first if we have not yet, so the name carries the address the server sees.
+        let value = NameValue { peer_id: self.peer_id, addrs: bs.reachable_addrs() }.encode();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Ok(bs.client.claim(&name, value, &bs.keys, now.as_millis() as u64).await?)
+    }
+
+    /// Looks `name` up on the bootstrap server (signatures checked against the pinned key).
+    pub async fn lookup_name(&self, name: &str) -> Result<NameAnswer, RequestError> {
+        let bs = self.bootstrap()?;
+        let parsed = Name::parse(name).map_err(|e| RequestError::BadName(name.to_owned(), e))?;
+        bs.client.lookup(&parsed).await?.ok_or_else(|| RequestError::NameNotFound(name.to_owned()))
+    }
+
+    /// Resolves `name` through the bootstrap server and dials the node it points to, expecting
+    /// exactly that node's key at the other end. Returns whom it dials.
+    pub async fn connect_name(&self, name: &str) -> Result<PeerId, RequestError> {
+        let answer = self.lookup_name(name).await?;
+        let value =
+            NameValue::decode(&answer.record.record.value).ok_or_else(|| RequestError::NotANode(name.to_owned()))?;
+        let addr = *value.addrs.first().ok_or_else(|| RequestError::NotANode(name.to_owned()))?;
+        self.command(Command::Connect { addr, expect: Some(value.peer_id) }).await?;
+        Ok(value.peer_id)
     }
 
     /// Says goodbye to every peer, saves download state, and stops the node.

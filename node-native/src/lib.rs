@@ -47,6 +47,7 @@
 //! - [`NodeHandle`]: the library API.
 
 mod actor;
+pub mod bootstrap;
 mod clock;
 pub mod files;
 mod handle;
@@ -55,10 +56,12 @@ pub mod noise;
 mod tcp;
 mod udp;
 
+pub use bootstrap::{BootstrapConfig, BootstrapError, NameValue};
 pub use handle::{NodeEvent, NodeHandle, RequestError};
 pub use node_core;
 
 use actor::{Actor, INBOX};
+use bootstrap::{Bootstrap, BootstrapClient};
 use node_core::Config;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -92,6 +95,8 @@ pub struct NodeConfig {
     pub auto_accept: bool,
     /// Largest frame accepted on a link.
     pub frame_cap: usize,
+    /// A bootstrap server to announce to, find peers and names through.
+    pub bootstrap: Option<BootstrapConfig>,
 }
 
 impl Default for NodeConfig {
@@ -110,6 +115,7 @@ impl Default for NodeConfig {
             discovery_ports: core.discovery_ports,
             auto_accept: true,
             frame_cap: core.frame_cap,
+            bootstrap: None,
         }
     }
 }
@@ -143,6 +149,9 @@ pub enum StartError {
     /// The discovery sockets could not be set up.
     #[error("LAN discovery: {0}")]
     Discovery(std::io::Error),
+    /// The bootstrap configuration is unusable.
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
 }
 
 /// Addresses to tell peers we listen on: each non-loopback interface with our port.
@@ -214,6 +223,19 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
     for addr in &config.connect {
         let _ = node.command(clock.now(), node_core::Command::Connect { addr: *addr, expect: None });
     }
+    let bootstrap = match &config.bootstrap {
+        Some(b) => {
+            let pins = bootstrap::pins::Pins::new(&config.data_dir, b.key);
+            Some(Arc::new(Bootstrap {
+                client: BootstrapClient::new(&b.url, pins)?,
+                keys: identity.clone(),
+                observed: Default::default(),
+                tcp_port: tcp_addr.port(),
+                listen_addrs: listen_addrs.clone(),
+            }))
+        }
+        None => None,
+    };
     let keys = tcp::Keys { identity: Arc::new(identity), noise_static: Arc::new(noise::generate_static()) };
     tcp::spawn_listener(listener, keys.clone(), to_actor.clone());
     let (events, first) = broadcast::channel(4096);
@@ -236,6 +258,10 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         pending_offers: HashMap::new(),
     };
     tokio::spawn(actor.run(command_rx, inbox));
+    if let (Some(bs), Some(b)) = (&bootstrap, &config.bootstrap) {
+        let me = bootstrap::Identity { name: config.name.clone(), mesh: config.mesh.clone(), dial_peers: b.dial_peers };
+        tokio::spawn(bootstrap::presence_loop(bs.clone(), me, commands.clone(), events.clone()));
+    }
     Ok(NodeHandle {
         commands,
         events,
@@ -244,5 +270,6 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         tcp_addr,
         listen_addrs,
         chunk_size,
+        bootstrap,
     })
 }

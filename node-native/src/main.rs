@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Commands::Run(args)) => {
             init_logs(args.debug, args.json);
-            cli::run::run(args).await
+            cli::run::run(*args).await
         }
         None => {
             init_logs(cli.run.debug, cli.run.json);

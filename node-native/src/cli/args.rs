@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Commands {
     /// Run a node (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print this node's peer id (creating the identity if needed) and exit.
     Id {
         /// Where the identity lives.
@@ -44,9 +44,20 @@ pub struct RunArgs {
     /// Address to listen on (`::` takes IPv4 and IPv6; falls back to IPv4 where IPv6 is off).
     #[arg(long, default_value = "::")]
     pub bind: std::net::IpAddr,
-    /// A node to dial at start (host:port); repeatable. Redialed with backoff if the link drops.
-    #[arg(long, value_name = "ADDR")]
+    /// A node to dial at start: host:port, or a name held on the bootstrap server; repeatable.
+    /// Redialed with backoff if the link drops.
+    #[arg(long, value_name = "ADDR|NAME")]
     pub connect: Vec<String>,
+    /// A bootstrap server (http://host:port or https://host): announce there, link to the mesh's
+    /// live peers it lists, and claim and look up names through it.
+    #[arg(long, value_name = "URL")]
+    pub bootstrap: Option<String>,
+    /// The bootstrap server's key to require (default: pin the key it shows on first contact).
+    #[arg(long, value_name = "PEER_ID", requires = "bootstrap")]
+    pub bootstrap_key: Option<node_core::PeerId>,
+    /// Most peers from the bootstrap server's list to dial (0: names and signaling only).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub bootstrap_peers: usize,
     /// Most peers to keep links with.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub max_peers: u16,

@@ -19,6 +19,12 @@ pub fn peer(query: &str, peers: &[PeerSummary]) -> Result<PeerId, String> {
     }
 }
 
+/// True if `text` is meant as an address (`host:port`, `[v6]:port`) rather than a name: names
+/// never contain ':'.
+pub fn is_address(text: &str) -> bool {
+    text.contains(':')
+}
+
 /// Resolves `host:port` (names looked up by the system resolver).
 pub async fn addr(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();

@@ -14,10 +14,12 @@ use weft_native::{start, NodeConfig, NodeEvent, NodeHandle};
 const HELP: &str = "commands:
   <text>                 chat with everyone
   /peers                 list linked peers
-  /connect <host:port>   link to a node
+  /connect <host:port>   link to a node (or <name>, through the bootstrap server)
   /discover              announce on the LAN now
   /send <file> [peer]    send a file to one peer (or all)
   /msg <peer> <text>     direct message (peer: name, id or id prefix)
+  /name claim <name>     hold <name> on the bootstrap server, pointing at this node
+  /name lookup <name>    who holds <name>
   /quit                  leave";
 
 /// Where output goes.
@@ -63,20 +65,33 @@ fn default_name() -> String {
 /// Runs a node until the user quits or a signal arrives.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(weft_native::default_data_dir);
-    let mut connect = Vec::new();
+    let mut connect_addrs = Vec::new();
+    let mut connect_names = Vec::new();
     for c in &args.connect {
-        connect.push(resolve::addr(c).await.map_err(anyhow::Error::msg).context("--connect")?);
+        if resolve::is_address(c) {
+            connect_addrs.push(resolve::addr(c).await.map_err(anyhow::Error::msg).context("--connect")?);
+        } else if args.bootstrap.is_some() {
+            connect_names.push(c.clone());
+        } else {
+            anyhow::bail!("--connect {c}: not host:port, and names need --bootstrap URL");
+        }
     }
+    let bootstrap = args.bootstrap.as_ref().map(|url| weft_native::BootstrapConfig {
+        url: url.clone(),
+        key: args.bootstrap_key,
+        dial_peers: args.bootstrap_peers,
+    });
     let config = NodeConfig {
         name: args.name.clone().unwrap_or_else(default_name),
         mesh: args.mesh.clone(),
         listen: (args.bind, args.port).into(),
-        connect,
+        connect: connect_addrs,
         max_peers: usize::from(args.max_peers),
         downloads_dir: args.downloads.clone().unwrap_or_else(|| data_dir.join("downloads")),
         data_dir,
         lan_discovery: !args.no_discovery,
         discovery_ports: args.discovery_ports.0.clone(),
+        bootstrap,
         ..NodeConfig::default()
     };
     let name = config.name.clone();
@@ -98,6 +113,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         ),
     );
 
+    for name in &connect_names {
+        connect(&node, &mut out, name).await;
+    }
+
     let (lines_tx, mut lines) = mpsc::channel::<String>(64);
     tokio::spawn(async move {
         let mut stdin = BufReader::new(tokio::io::stdin()).lines();
@@ -117,6 +136,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     Out::Human(ui) => ui.event(&e),
                 },
                 Ok(NodeEvent::Error { code, message }) => out.error(code, &message),
+                Ok(NodeEvent::BootstrapConnected { url, server_key, observed_ip, peers }) => out.info(
+                    json!({"event": "bootstrap_connected", "url": url, "server_key": server_key.map(|k| k.to_string()),
+                           "observed_ip": observed_ip.to_string(), "peers": peers}),
+                    &format!("bootstrap server {url} sees us at {observed_ip}; {peers} peers in the mesh there"),
+                ),
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(n)) => out.error("lagged", &format!("{n} events were dropped: output too slow")),
                 Err(broadcast::error::RecvError::Closed) => break,
@@ -168,9 +192,8 @@ async fn json_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
             ),
             Err(e) => out.error("stopped", &e.to_string()),
         },
-        JsonCommand::NameClaim { name } | JsonCommand::NameLookup { name } => {
-            out.error("no_bootstrap", &format!("names ('{name}') need a bootstrap server, and none is configured"))
-        }
+        JsonCommand::NameClaim { name } => name_answer(out, node.claim_name(&name).await),
+        JsonCommand::NameLookup { name } => name_answer(out, node.lookup_name(&name).await),
         JsonCommand::Quit => return true,
     }
     false
@@ -205,6 +228,11 @@ async fn prompt_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
             Err(e) => out.error("stopped", &e.to_string()),
         },
         "connect" if !arg.is_empty() => connect(node, out, arg).await,
+        "name" => match arg.split_once(char::is_whitespace).map(|(a, n)| (a, n.trim())) {
+            Some(("claim", name)) => name_answer(out, node.claim_name(name).await),
+            Some(("lookup", name)) => name_answer(out, node.lookup_name(name).await),
+            _ => out.error("usage", "usage: /name claim <name> | /name lookup <name>"),
+        },
         "discover" => report(out, node.discover().await),
         "send" if !arg.is_empty() => {
             // The file path may contain spaces: a last word naming a linked peer is the peer.
@@ -229,6 +257,41 @@ async fn prompt_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
     false
 }
 
+/// Prints a name answer as the `name` event, or the error with a stable code.
+fn name_answer(out: &mut Out, r: Result<node_core::names::NameAnswer, weft_native::RequestError>) {
+    use weft_native::RequestError as E;
+    match r {
+        Ok(a) => {
+            let rec = &a.record.record;
+            let value = String::from_utf8_lossy(&rec.value).into_owned();
+            let expires_unix = a.expires_unix_ms / 1000;
+            out.info(
+                json!({"event": "name", "name": rec.name.to_string(), "value": value, "owner": rec.owner.to_string(),
+                       "seq": rec.seq, "expires_unix": expires_unix}),
+                &format!(
+                    "{} is held by {} until unix {expires_unix}: {}",
+                    rec.name,
+                    rec.owner,
+                    super::ui::printable(&value)
+                ),
+            );
+        }
+        Err(e) => {
+            let code = match &e {
+                E::NoBootstrap => "no_bootstrap",
+                E::BadName(..) => "bad_name",
+                E::NameNotFound(_) => "name_not_found",
+                E::NotANode(_) => "not_a_node",
+                E::Bootstrap(weft_native::BootstrapError::Refused { code, .. }) => code.as_str(),
+                E::Bootstrap(_) => "bootstrap",
+                _ => "command_failed",
+            }
+            .to_owned();
+            out.error(&code, &e.to_string());
+        }
+    }
+}
+
 fn report<T>(out: &mut Out, r: Result<T, weft_native::RequestError>) {
     if let Err(e) = r {
         out.error("command_failed", &e.to_string());
@@ -249,6 +312,12 @@ async fn connect(node: &NodeHandle, out: &mut Out, target: &str) {
             "dialing by peer id needs its address or a bootstrap server"
         };
         return out.error("connect", msg);
+    }
+    if !resolve::is_address(target) {
+        return match node.connect_name(target).await {
+            Ok(peer) => out.info(json!({}), &format!("dialing {} ({target})", peer.short())),
+            Err(e) => out.error("connect", &e.to_string()),
+        };
     }
     match resolve::addr(target).await {
         Ok(addr) => report(out, node.connect(addr).await),

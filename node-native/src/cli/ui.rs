@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 /// Text from peers with control characters made visible, so a peer cannot send terminal escape
 /// sequences to the user's screen.
-fn printable(s: &str) -> String {
+pub fn printable(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { char::REPLACEMENT_CHARACTER } else { c }).collect()
 }
 

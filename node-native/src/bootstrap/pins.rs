@@ -1,0 +1,119 @@
+//! Trust on first use for bootstrap servers: `<data-dir>/bootstrap-pins.json` maps each server
+//! URL to the key it showed the first time. A later key that differs is refused (a hijacked DNS
+//! name or a replaced server), unless the user removes the pin or gives the key by flag.
+
+use node_core::PeerId;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+const BY_FLAG: &str = "by flag";
+const ON_FIRST_CONTACT: &str = "on first contact";
+
+fn fix_for(how: &str) -> &'static str {
+    if how == BY_FLAG {
+        "check the --bootstrap-key you gave"
+    } else {
+        "remove its line from <data-dir>/bootstrap-pins.json"
+    }
+}
+
+/// Why a server key is refused, or the pins cannot be kept.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PinError {
+    /// The server shows another key than the pinned (or required) one.
+    #[error("{url} presents key {got}, but {pinned} is pinned ({how}); if the server's key really changed, {}", fix_for(how))]
+    Mismatch {
+        /// The server.
+        url: String,
+        /// What it showed.
+        got: PeerId,
+        /// What we expect.
+        pinned: PeerId,
+        /// Where the expectation comes from.
+        how: &'static str,
+    },
+    /// The pin file is unreadable or unwritable.
+    #[error("bootstrap pins at {path}: {message}")]
+    Storage {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The pins of one node.
+pub struct Pins {
+    path: PathBuf,
+    /// A key the user gave by flag: required, never pinned to disk.
+    required: Option<PeerId>,
+}
+
+impl Pins {
+    /// Pins kept in `<data_dir>/bootstrap-pins.json`; `required` overrides them.
+    pub fn new(data_dir: &std::path::Path, required: Option<PeerId>) -> Self {
+        Pins { path: data_dir.join("bootstrap-pins.json"), required }
+    }
+
+    fn load(&self) -> Result<BTreeMap<String, PeerId>, PinError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.storage(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(self.storage(e)),
+        }
+    }
+
+    fn storage(&self, e: impl std::fmt::Display) -> PinError {
+        PinError::Storage { path: self.path.display().to_string(), message: e.to_string() }
+    }
+
+    /// Accepts `got` for `url` if it matches the required or pinned key, pinning it if `url` is new.
+    pub fn check_or_pin(&self, url: &str, got: PeerId) -> Result<PeerId, PinError> {
+        if let Some(required) = self.required {
+            if required != got {
+                return Err(PinError::Mismatch { url: url.into(), got, pinned: required, how: BY_FLAG });
+            }
+            return Ok(got);
+        }
+        let mut pins = self.load()?;
+        match pins.get(url) {
+            Some(pinned) if *pinned == got => Ok(got),
+            Some(pinned) => Err(PinError::Mismatch {
+                url: url.into(),
+                got,
+                pinned: *pinned,
+                how: ON_FIRST_CONTACT,
+            }),
+            None => {
+                pins.insert(url.to_owned(), got);
+                let tmp = self.path.with_extension("json.tmp");
+                let json = serde_json::to_vec_pretty(&pins).map_err(|e| self.storage(e))?;
+                std::fs::write(&tmp, json)
+                    .and_then(|()| std::fs::rename(&tmp, &self.path))
+                    .map_err(|e| self.storage(e))?;
+                tracing::info!("pinned bootstrap server {url} to key {got}");
+                Ok(got)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_key_is_pinned_and_a_different_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = node_core::identity::Keypair::from_secret([1; 32]).peer_id();
+        let b = node_core::identity::Keypair::from_secret([2; 32]).peer_id();
+        let pins = Pins::new(dir.path(), None);
+        assert_eq!(pins.check_or_pin("http://s", a).unwrap(), a);
+        assert_eq!(pins.check_or_pin("http://s", a).unwrap(), a);
+        assert!(matches!(pins.check_or_pin("http://s", b), Err(PinError::Mismatch { .. })));
+        assert_eq!(pins.check_or_pin("http://other", b).unwrap(), b, "pins are per server");
+        let required = Pins::new(dir.path(), Some(b));
+        assert!(matches!(required.check_or_pin("http://s2", a), Err(PinError::Mismatch { how: "by flag", .. })));
+    }
+}
