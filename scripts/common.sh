@@ -35,3 +35,39 @@ need_wasm_target() {
         rustup target add wasm32-unknown-unknown
     fi
 }
+
+# need_service_pkg COMMAND PACKAGE SERVICE: like need_pkg, for a package that ships a daemon the
+# tests do not want running (e.g. coturn's TURN server): it is installed without being started,
+# and disabled where systemd would start it at boot.
+need_service_pkg() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    local guard=/usr/sbin/policy-rc.d added=0
+    if [ ! -e "$guard" ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$guard" >/dev/null && as_root chmod +x "$guard" && added=1
+    fi
+    need_pkg "$1" "$2"
+    if [ "$added" -eq 1 ]; then as_root rm -f "$guard"; fi
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        as_root systemctl disable --now "$3" >/dev/null 2>&1 || true
+    fi
+}
+
+# need_venv_tool NAME PIP_SPEC: a Python tool in its own venv under target/tools/NAME (from PyPI);
+# prints the venv's bin directory.
+need_venv_tool() {
+    local venv="target/tools/$1"
+    if [ ! -x "$venv/bin/$1" ]; then
+        need_pkg python3 python3
+        python3 -c "import ensurepip" >/dev/null 2>&1 || need_pkg_force python3-venv
+        say "installing $2 into $venv" >&2
+        python3 -m venv "$venv" >&2
+        "$venv/bin/pip" install -q "$2" >&2
+    fi
+    echo "$venv/bin"
+}
+
+# need_pkg_force PACKAGE: installs a Debian package that provides no command to check for.
+need_pkg_force() {
+    if [ "$apt_updated" -eq 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+}

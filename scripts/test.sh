@@ -2,7 +2,8 @@
 # Sets up everything the test suite needs on a Debian machine and runs the whole suite:
 # formatting, lints, the wasm32 build of node-core, its dependency rule, a fuzz smoke run, and
 # every test (the simulator, real processes on loopback, and — as root — real LAN discovery
-# between network namespaces). Under CI=true the namespace tests fail instead of skipping.
+# between network namespaces, STUN against coturn's client), then schemathesis against the
+# bootstrap server's API. Under CI=true the namespace tests fail instead of skipping.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/common.sh
@@ -10,6 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need_pkg cc gcc
 need_pkg ip iproute2
 need_pkg sysctl procps
+need_service_pkg turnutils_stunclient coturn coturn
 need_cargo
 need_wasm_target
 
@@ -33,3 +35,6 @@ bash scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-10}"
 
 say "tests"
 cargo test --workspace
+
+say "schemathesis against weft-bootstrap's OpenAPI document (${SCHEMATHESIS_SECONDS:-60}s)"
+bash scripts/schemathesis.sh "${SCHEMATHESIS_SECONDS:-60}"

@@ -185,8 +185,13 @@ async fn serve(args: ServeArgs, data_dir: &std::path::Path, pool: sqlx::SqlitePo
         "{}",
         serde_json::json!({"event": "ready", "listen": local.to_string(), "public_key": public_key.to_string(), "stun": stun_info})
     );
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    // Ctrl-C or SIGTERM (systemd, docker stop): finish the requests in flight, then stop.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
     };
     bootstrap_server::run(listener, state, shutdown).await?;
     if let Some(t) = stun_task {

@@ -32,6 +32,8 @@ use tokio::sync::{mpsc, oneshot};
 pub struct RelayLimits {
     /// Open relay websockets per client address.
     pub connections_per_ip: usize,
+    /// Open relay websockets in all.
+    pub connections_total: usize,
     /// Relay sessions (paired or waiting) per PeerId.
     pub sessions_per_peer: usize,
     /// Bandwidth per PeerId, KiB/s (both directions of all its sessions).
@@ -48,6 +50,7 @@ impl Default for RelayLimits {
         const PER_IP: NonZeroU32 = NonZeroU32::new(2048).unwrap();
         RelayLimits {
             connections_per_ip: 8,
+            connections_total: 1_000,
             sessions_per_peer: 4,
             kib_per_sec_per_peer: PER_PEER,
             kib_per_sec_per_ip: PER_IP,
@@ -161,6 +164,15 @@ impl RelayHub {
         }
     }
 
+    /// Forgets bandwidth buckets that are full again (PeerIds cost nothing to make, so the maps
+    /// must not keep every one that ever relayed).
+    pub fn shrink(&self) {
+        self.peer_budget.retain_recent();
+        self.peer_budget.shrink_to_fit();
+        self.ip_budget.retain_recent();
+        self.ip_budget.shrink_to_fit();
+    }
+
     /// Waits until `ip` and `peer` may send `len` more bytes.
     async fn spend(&self, ip: IpAddr, peer: PeerId, len: usize) {
         let kib = NonZeroU32::new(len.div_ceil(1024) as u32).unwrap_or(NonZeroU32::MIN);
@@ -177,8 +189,9 @@ enum Pairing {
 
 /// `GET /v1/relay`: upgrades to a relay websocket.
 pub async fn upgrade(State(st): State<AppState>, ip: ClientIp, ws: WebSocketUpgrade) -> Response {
-    let Some(slot) = st.relay.caps.take(ip, st.relay.limits.connections_per_ip) else {
-        let message = "too many relay connections from this address";
+    let Some(slot) = st.relay.caps.take(ip, st.relay.limits.connections_per_ip, st.relay.limits.connections_total)
+    else {
+        let message = "too many relay connections from this address, or in all";
         return crate::api::ErrorBody::response(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", message);
     };
     let frame = MAX_RELAY_FRAME + 1024;
@@ -210,11 +223,20 @@ async fn run_session(mut ws: WebSocket, st: AppState, ip: IpAddr) {
     let to_partner = match hub.pair(login.peer_id, peer, to_me) {
         Pairing::Paired(tx) => tx,
         Pairing::Wait(id, paired) => match wait_for_partner(&mut ws, paired, hub.limits.pair_timeout).await {
-            Some(tx) => tx,
-            None => {
+            Waited::Paired(tx) => tx,
+            Waited::TimedOut => {
                 hub.give_up(login.peer_id, peer, id);
                 let message = format!("{peer} did not ask for this relay in time");
                 session::send_error(&mut ws, SignalError::UnknownRecipient, message).await;
+                return;
+            }
+            Waited::Spoke => {
+                hub.give_up(login.peer_id, peer, id);
+                session::send_error(&mut ws, SignalError::BadMessage, "wait for relay_ready before sending").await;
+                return;
+            }
+            Waited::Left => {
+                hub.give_up(login.peer_id, peer, id);
                 return;
             }
         },
@@ -227,20 +249,34 @@ async fn run_session(mut ws: WebSocket, st: AppState, ip: IpAddr) {
     hub.metrics.relay_sessions.dec();
 }
 
+enum Waited {
+    Paired(mpsc::Sender<Bytes>),
+    TimedOut,
+    /// The client sent something before `relay_ready`.
+    Spoke,
+    /// The client closed.
+    Left,
+}
+
 /// Waits for the partner, watching the socket so a client that leaves is noticed.
 async fn wait_for_partner(
     ws: &mut WebSocket,
     paired: oneshot::Receiver<mpsc::Sender<Bytes>>,
     timeout: Duration,
-) -> Option<mpsc::Sender<Bytes>> {
+) -> Waited {
     let wait = tokio::time::timeout(timeout, paired);
     tokio::pin!(wait);
     loop {
         tokio::select! {
-            r = &mut wait => return r.ok()?.ok(),
+            r = &mut wait => return match r {
+                Ok(Ok(tx)) => Waited::Paired(tx),
+                // Replaced by a newer wait for the same pair, or timed out.
+                _ => Waited::TimedOut,
+            },
             m = ws.recv() => match m {
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                _ => return None, // closed, or talking before the relay is ready
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return Waited::Left,
+                Some(Ok(_)) => return Waited::Spoke,
             },
         }
     }

@@ -162,5 +162,6 @@ async fn prune_forever(st: AppState) {
         if let Some(limiter) = &st.limiter {
             limiter.shrink();
         }
+        st.relay.shrink();
     }
 }

@@ -73,10 +73,16 @@ pub async fn login(ws: &mut WebSocket, st: &AppState) -> Option<Login> {
     }
 }
 
-/// Counts open websockets per client address and refuses past a cap.
+/// Counts open websockets per client address and in total, and refuses past the caps.
 #[derive(Default)]
 pub struct ConnectionCaps {
-    open: Mutex<BTreeMap<IpAddr, usize>>,
+    open: Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    per_ip: BTreeMap<IpAddr, usize>,
+    total: usize,
 }
 
 /// Holds one slot of a [`ConnectionCaps`]; frees it on drop.
@@ -86,14 +92,18 @@ pub struct Slot {
 }
 
 impl ConnectionCaps {
-    /// Takes a slot for `ip` unless it already holds `cap`.
-    pub fn take(self: &Arc<Self>, ClientIp(ip): ClientIp, cap: usize) -> Option<Slot> {
+    /// Takes a slot for `ip` unless it already holds `per_ip`, or `total` are open.
+    pub fn take(self: &Arc<Self>, ClientIp(ip): ClientIp, per_ip: usize, total: usize) -> Option<Slot> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = open.entry(ip).or_default();
-        if *n >= cap {
+        if open.total >= total {
+            return None;
+        }
+        let n = open.per_ip.entry(ip).or_default();
+        if *n >= per_ip {
             return None;
         }
         *n += 1;
+        open.total += 1;
         Some(Slot { caps: self.clone(), ip })
     }
 }
@@ -101,10 +111,11 @@ impl ConnectionCaps {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.caps.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = open.get_mut(&self.ip) {
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per_ip.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
-                open.remove(&self.ip);
+                open.per_ip.remove(&self.ip);
             }
         }
     }

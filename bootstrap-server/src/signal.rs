@@ -25,9 +25,11 @@ use tokio::sync::mpsc;
 pub struct SignalLimits {
     /// Open signaling websockets per client address.
     pub connections_per_ip: usize,
-    /// Envelopes per second per connection, sustained.
+    /// Open signaling websockets in all.
+    pub connections_total: usize,
+    /// Messages per second per connection, sustained.
     pub per_second: NonZeroU32,
-    /// Envelopes per connection at once.
+    /// Messages per connection at once.
     pub burst: NonZeroU32,
     /// Messages queued for a slow client before envelopes to it are refused.
     pub queue: usize,
@@ -37,7 +39,13 @@ impl Default for SignalLimits {
     fn default() -> Self {
         const PER_SECOND: NonZeroU32 = NonZeroU32::new(20).unwrap();
         const BURST: NonZeroU32 = NonZeroU32::new(50).unwrap();
-        SignalLimits { connections_per_ip: 16, per_second: PER_SECOND, burst: BURST, queue: 64 }
+        SignalLimits {
+            connections_per_ip: 16,
+            connections_total: 10_000,
+            per_second: PER_SECOND,
+            burst: BURST,
+            queue: 64,
+        }
     }
 }
 
@@ -91,8 +99,19 @@ impl SignalHub {
         let old = c.by_peer.insert(me, Client { id, mesh: login.mesh_id.clone(), tx });
         if let Some(old) = old {
             let _ = old.tx.try_send(Outgoing::Replaced);
-            if let Some(m) = c.meshes.get_mut(&old.mesh) {
-                m.remove(&me);
+            if let Some(members) = c.meshes.get_mut(&old.mesh) {
+                members.remove(&me);
+                let remaining: Vec<PeerId> = members.iter().copied().collect();
+                if remaining.is_empty() {
+                    c.meshes.remove(&old.mesh);
+                } else if old.mesh != login.mesh_id {
+                    // Moving to another mesh is leaving this one.
+                    for peer in remaining {
+                        if let Some(client) = c.by_peer.get(&peer) {
+                            let _ = client.tx.try_send(Outgoing::Msg(ServerMsg::PeerLeft { peer_id: me }));
+                        }
+                    }
+                }
             }
         }
         let others: Vec<PeerId> = c.meshes.get(&login.mesh_id).into_iter().flatten().copied().collect();
@@ -150,8 +169,9 @@ impl SignalHub {
 
 /// `GET /v1/signal`: upgrades to the signaling websocket.
 pub async fn upgrade(State(st): State<AppState>, ip: ClientIp, ws: WebSocketUpgrade) -> Response {
-    let Some(slot) = st.signal.caps.take(ip, st.signal.limits.connections_per_ip) else {
-        let message = "too many signaling connections from this address";
+    let Some(slot) = st.signal.caps.take(ip, st.signal.limits.connections_per_ip, st.signal.limits.connections_total)
+    else {
+        let message = "too many signaling connections from this address, or in all";
         return crate::api::ErrorBody::response(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", message);
     };
     ws.max_message_size(MAX_MESSAGE).max_frame_size(MAX_MESSAGE).on_upgrade(move |socket| async move {
@@ -216,15 +236,16 @@ fn handle(
     limiter: &DefaultDirectRateLimiter,
     text: &str,
 ) -> Result<(), (SignalError, String)> {
+    // Every message counts against the rate, malformed ones too (each costs an error frame).
+    if limiter.check().is_err() {
+        return Err((SignalError::RateLimited, "too many messages; slow down".into()));
+    }
     let msg = serde_json::from_str::<ClientMsg>(text).map_err(|e| (SignalError::BadMessage, e.to_string()))?;
     let ClientMsg::Send { to, payload } = msg else {
         return Err((SignalError::BadMessage, "only `send` is accepted after login".into()));
     };
     if payload.len() > MAX_SIGNAL_PAYLOAD {
         return Err((SignalError::TooLarge, format!("payloads are at most {MAX_SIGNAL_PAYLOAD} bytes")));
-    }
-    if limiter.check().is_err() {
-        return Err((SignalError::RateLimited, "too many envelopes; slow down".into()));
     }
     hub.forward(login.peer_id, &to, payload).map_err(|code| {
         let message = match code {

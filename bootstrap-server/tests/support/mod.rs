@@ -1,5 +1,5 @@
 //! Test support: an in-process server on loopback with a real SQLite file and an injected clock,
-//! a tiny HTTP/1.1 client that can pick its source address, and a websocket client.
+//! a tiny HTTP/1.1 client that can pick its source address, and a websocket client ([`ws`]).
 #![allow(dead_code)]
 
 use bootstrap_server::{AppState, ServerConfig};
@@ -8,9 +8,14 @@ use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub mod ws;
+
 pub const START: u64 = 1_750_000_000_000;
+/// The longest any test waits for one answer: a hang fails instead of blocking.
+pub const WAIT: Duration = Duration::from_secs(5);
 
 pub struct Server {
     pub addr: SocketAddr,
@@ -75,23 +80,44 @@ impl Answer {
 
 /// One request from `source` (any loopback address: all of 127/8 is local on Linux).
 pub async fn request_from(source: IpAddr, addr: SocketAddr, method: &str, path: &str, body: Option<&[u8]>) -> Answer {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::new(source, 0)).unwrap();
-    let mut s = socket.connect(addr).await.unwrap();
-    let body = body.unwrap_or(b"");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await.unwrap();
-    // The server may answer (413) and close before reading a large body.
-    let _ = s.write_all(body).await;
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out).await;
+    try_request_from(source, addr, method, path, body).await.unwrap()
+}
+
+/// [`request_from`], with the connection's failure as an error (for servers that may be killed).
+/// A hang fails too: nothing here waits longer than [`WAIT`].
+pub async fn try_request_from(
+    source: IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> std::io::Result<Answer> {
+    let exchange = async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(source, 0))?;
+        let mut s = socket.connect(addr).await?;
+        let body = body.unwrap_or(b"");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await?;
+        // The server may answer (413) and close before reading a large body.
+        let _ = s.write_all(body).await;
+        let mut out = Vec::new();
+        let read = s.read_to_end(&mut out).await;
+        if out.is_empty() {
+            read?;
+        }
+        Ok::<_, std::io::Error>(out)
+    };
+    let out = tokio::time::timeout(WAIT, exchange)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time"))??;
     let text = String::from_utf8_lossy(&out).into_owned();
     let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = headers.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Answer { status, headers: headers.to_owned(), body: body.to_owned() }
+    Ok(Answer { status, headers: headers.to_owned(), body: body.to_owned() })
 }
 
 /// (status, JSON body or Null) from 127.0.0.1.

@@ -22,7 +22,10 @@ fn fix_for(how: &str) -> &'static str {
 #[non_exhaustive]
 pub enum PinError {
     /// The server shows another key than the pinned (or required) one.
-    #[error("{url} presents key {got}, but {pinned} is pinned ({how}); if the server's key really changed, {}", fix_for(how))]
+    #[error(
+        "{url} presents key {got}, but {pinned} is pinned ({how}); if the server's key really changed, {}",
+        fix_for(how)
+    )]
     Mismatch {
         /// The server.
         url: String,
@@ -79,12 +82,7 @@ impl Pins {
         let mut pins = self.load()?;
         match pins.get(url) {
             Some(pinned) if *pinned == got => Ok(got),
-            Some(pinned) => Err(PinError::Mismatch {
-                url: url.into(),
-                got,
-                pinned: *pinned,
-                how: ON_FIRST_CONTACT,
-            }),
+            Some(pinned) => Err(PinError::Mismatch { url: url.into(), got, pinned: *pinned, how: ON_FIRST_CONTACT }),
             None => {
                 pins.insert(url.to_owned(), got);
                 let tmp = self.path.with_extension("json.tmp");
