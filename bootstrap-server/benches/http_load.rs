@@ -15,9 +15,10 @@ use std::path::Path;
 use std::process::Command;
 
 const SECONDS: &str = "10";
-/// Names the PUT phase updates, round-robin: far more than requests in flight, so two updates
-/// of one name are never in flight at once (they would race on `seq`).
-const PUT_NAMES: usize = 512;
+const THREADS: usize = 2;
+/// Names each wrk thread updates, round-robin: far more than its requests in flight, so two
+/// updates of one name are never in flight at once (they would race on `seq`).
+const PUT_NAMES: usize = 256;
 const PUT_ROUNDS: u64 = 100;
 
 struct Run {
@@ -30,7 +31,7 @@ struct Run {
 
 fn wrk(url: &str, script: &Path, args: &[&str]) -> Run {
     let out = Command::new("wrk")
-        .args(["-t2", "-c32", "-d", SECONDS, "--latency", "-s"])
+        .args(["-t", &THREADS.to_string(), "-c32", "-d", SECONDS, "--latency", "-s"])
         .arg(script)
         .arg(url)
         .arg("--")
@@ -86,20 +87,24 @@ fn main() {
         };
         serde_json::to_string(&r.sign(&owner)).expect("json")
     };
-    // The PUT requests: every name claimed once (seq 1), then updated round after round.
-    let puts = dir.path().join("puts.tsv");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&puts).expect("puts file"));
-    for seq in 1..=PUT_ROUNDS {
-        for k in 0..PUT_NAMES {
-            writeln!(f, "/v1/names/bench-{k}\t{}", record(&format!("bench-{k}"), seq)).expect("write");
+    // The PUT requests, one file per wrk thread over disjoint names: every name claimed once
+    // (seq 1), then updated round after round.
+    for thread in 1..=THREADS {
+        let path = dir.path().join(format!("puts-{thread}.tsv"));
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).expect("puts file"));
+        for seq in 1..=PUT_ROUNDS {
+            for k in 0..PUT_NAMES {
+                let name = format!("bench-{thread}-{k}");
+                writeln!(f, "/v1/names/{name}\t{}", record(&name, seq)).expect("write");
+            }
         }
     }
-    drop(f);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/load.lua");
     let base = format!("http://{addr}");
-    let put = wrk(&base, &script, &["put", puts.to_str().expect("utf-8 path")]);
+    let prefix = dir.path().join("puts-");
+    let put = wrk(&base, &script, &["put", prefix.to_str().expect("utf-8 path")]);
     let healthz = wrk(&format!("{base}/healthz"), &script, &["get"]);
-    let get = wrk(&format!("{base}/v1/names/bench-0"), &script, &["get"]);
+    let get = wrk(&format!("{base}/v1/names/bench-1-0"), &script, &["get"]);
     println!("weft-bootstrap under wrk -t2 -c32 -d{SECONDS}s on loopback (server and wrk share this machine)");
     for (what, r) in
         [("GET /healthz (baseline)", &healthz), ("GET /v1/names/{name}", &get), ("PUT /v1/names/{name}", &put)]

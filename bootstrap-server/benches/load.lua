@@ -1,7 +1,7 @@
--- wrk script for benches/http_load.rs. Arguments: MODE FILE
+-- wrk script for benches/http_load.rs. Arguments: MODE [PREFIX]
 --   MODE "get":  GET the path given on wrk's URL, repeatedly.
---   MODE "put":  PUT the requests of FILE ("PATH<TAB>BODY" per line), in order, each thread
---                starting at its own offset.
+--   MODE "put":  thread N PUTs the requests of PREFIX..N..".tsv" ("PATH<TAB>BODY" per line) in
+--                order; the files name disjoint names, so no two threads race on a name's seq.
 -- done() prints one parseable RESULT line.
 local threads, counter = {}, 1
 
@@ -17,12 +17,11 @@ function init(args)
   reqs, idx = {}, 0
   if mode == "put" then
     local headers = { ["Content-Type"] = "application/json" }
-    for line in io.lines(args[2]) do
+    for line in io.lines(args[2] .. id .. ".tsv") do
       local path, body = line:match("^([^\t]+)\t(.*)$")
       if path then reqs[#reqs + 1] = wrk.format("PUT", path, headers, body) end
     end
-    assert(#reqs > 0, "no requests in " .. args[2])
-    idx = ((id - 1) * math.floor(#reqs / #threads)) % #reqs
+    assert(#reqs > 0, "no requests in " .. args[2] .. id .. ".tsv")
   end
 end
 

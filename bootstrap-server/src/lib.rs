@@ -2,7 +2,8 @@
 //!
 //! A small server that anyone can self-host so that Weft nodes across the internet can meet:
 //!
-//! - names ([`registry`] rules as pure functions of `now`, [`db`] storage in SQLite, [`api::names`]);
+//! - names ([`registry`] rules as pure functions of `now`, [`db`] storage in SQLite, [`api::names`],
+//!   signed [`answers`] cached);
 //! - presence and trust ([`presence`] table, [`api::presence`]: announce, live peers, trusted nodes);
 //! - signaling ([`signal`]) and relay ([`relay`]) websockets, sharing the challenge login of
 //!   [`session`];
@@ -13,6 +14,7 @@
 //! [`server::run`] serves it all; `weft-bootstrap` (src/main.rs) is the binary.
 #![deny(missing_docs)]
 
+pub mod answers;
 pub mod api;
 pub mod client_ip;
 pub mod db;

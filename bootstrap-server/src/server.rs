@@ -1,6 +1,7 @@
 //! The server: configuration, shared state, routes, background tasks, and
 //! `run(listener, state, shutdown)`.
 
+use crate::answers::Answers;
 use crate::api::{self, StunInfo};
 use crate::metrics::Metrics;
 use crate::presence::{PresenceLimits, PresenceTable};
@@ -68,8 +69,10 @@ pub struct AppState {
     pub quotas: Quotas,
     /// The clock.
     pub clock: Clock,
-    /// Serializes name writes (read, decide, write).
+    /// Serializes name writes (read, decide, write) and answer-cache fills.
     pub writes: Arc<Mutex<()>>,
+    /// Signed name answers ready to send.
+    pub answers: Arc<Answers>,
     /// Live peers.
     pub presence: Arc<std::sync::Mutex<PresenceTable>>,
     /// The configuration.
@@ -94,6 +97,7 @@ impl AppState {
             quotas: config.quotas,
             clock,
             writes: Default::default(),
+            answers: Default::default(),
             presence: Arc::new(std::sync::Mutex::new(PresenceTable::new(config.presence))),
             metrics: metrics.clone(),
             limiter: config.rate_limit.map(|r| Arc::new(RateLimiter::new(r))),

@@ -8,6 +8,8 @@ use crate::registry::{self, buckets, Decision};
 use crate::server::AppState;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use node_core::names::{Name, NameAnswer, SignedNameRecord};
 use serde::{Deserialize, Serialize};
@@ -30,13 +32,21 @@ fn path_name(name: Result<Path<String>, PathRejection>) -> Result<Name, ApiError
 pub async fn get_name(
     State(st): State<AppState>,
     name: Result<Path<String>, PathRejection>,
-) -> Result<Json<NameAnswer>, ApiError> {
+) -> Result<Response, ApiError> {
     let name = path_name(name)?;
     let now = (st.clock)();
-    match db::get(&st.pool, &name).await? {
-        Some(s) if s.live(now) => Ok(Json(NameAnswer::new(s.signed, s.expires_unix_ms, &st.keys))),
-        _ => Err(ApiError::NotFound),
-    }
+    let cached = match st.answers.get(&name, now) {
+        Some(hit) => hit,
+        None => {
+            // Fill under the write lock, so no write can slip between our read and our insert.
+            let _guard = st.writes.lock().await;
+            match db::get(&st.pool, &name).await? {
+                Some(s) if s.live(now) => st.answers.put(&NameAnswer::new(s.signed, s.expires_unix_ms, &st.keys)),
+                _ => return Err(ApiError::NotFound),
+            }
+        }
+    };
+    Ok(([(CONTENT_TYPE, "application/json")], cached.json.clone()).into_response())
 }
 
 /// What a successful `PUT` answers.
@@ -86,10 +96,13 @@ pub async fn put_name(
         Decision::Store { expires_unix_ms } => {
             db::store(&st.pool, &signed, ip, expires_unix_ms).await?;
             st.metrics.name_writes.inc();
-            Ok(Json(PutAnswer::Stored(Box::new(NameAnswer::new(signed, expires_unix_ms, &st.keys)))))
+            let answer = NameAnswer::new(signed, expires_unix_ms, &st.keys);
+            st.answers.put(&answer);
+            Ok(Json(PutAnswer::Stored(Box::new(answer))))
         }
         Decision::Delete => {
             db::delete(&st.pool, &name).await?;
+            st.answers.forget(&name);
             st.metrics.name_writes.inc();
             Ok(Json(PutAnswer::Deleted { deleted: name }))
         }
