@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes weft-bootstrap's HTTP API from its own OpenAPI document (/v1/openapi.json) with
 # schemathesis: every answer must be documented (status, content type, headers, body schema) and
-# none may be a 5xx. Usage: scripts/schemathesis.sh [SECONDS] (default 60).
+# none may be a 5xx. Usage: scripts/schemathesis.sh [SECONDS] (default 60). WEFT_BOOTSTRAP_BIN
+# names an already built server (the test script passes the one `cargo test` just built).
 #
 # Records, announcements and names carry Ed25519 signatures that no generator can forge, so the
 # "positive data" checks (valid-by-schema input must be accepted) do not apply; everything else does.
@@ -10,7 +11,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/common.sh
 seconds="${1:-60}"
 bin="$(need_venv_tool schemathesis schemathesis==4.32.5)"
-cargo build --quiet -p bootstrap-server
+server="${WEFT_BOOTSTRAP_BIN:-}"
+if [ -z "$server" ]; then
+    cargo build --quiet -p bootstrap-server
+    server=target/debug/weft-bootstrap
+fi
 dir="$(mktemp -d)"
 server_pid=""
 cleanup() {
@@ -18,7 +23,7 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
-target/debug/weft-bootstrap --listen 127.0.0.1:0 --data-dir "$dir" --no-stun --rate-limit 0 >"$dir/out" 2>"$dir/log" &
+"$server" --listen 127.0.0.1:0 --data-dir "$dir" --no-stun --rate-limit 0 >"$dir/out" 2>"$dir/log" &
 server_pid=$!
 for _ in $(seq 100); do grep -q '"ready"' "$dir/out" 2>/dev/null && break; sleep 0.1; done
 listen="$(sed -n 's/.*"listen":"\([^"]*\)".*/\1/p' "$dir/out")"

@@ -36,5 +36,5 @@ bash scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-10}"
 say "tests"
 cargo test --workspace
 
-say "schemathesis against weft-bootstrap's OpenAPI document (${SCHEMATHESIS_SECONDS:-60}s)"
-bash scripts/schemathesis.sh "${SCHEMATHESIS_SECONDS:-60}"
+say "schemathesis against weft-bootstrap's OpenAPI document (${SCHEMATHESIS_SECONDS:-120}s)"
+WEFT_BOOTSTRAP_BIN=target/debug/weft-bootstrap bash scripts/schemathesis.sh "${SCHEMATHESIS_SECONDS:-120}"
