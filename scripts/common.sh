@@ -71,3 +71,19 @@ need_pkg_force() {
     if [ "$apt_updated" -eq 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
 }
+
+# wasm-bindgen-cli at exactly the version node-wasm pins (the CLI must match the library).
+need_wasm_bindgen() {
+    local want
+    want="$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' node-wasm/Cargo.toml)"
+    if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+        say "installing wasm-bindgen-cli $want (cargo install)"
+        cargo install --quiet wasm-bindgen-cli --version "$want"
+    fi
+}
+
+# Node.js and npm, from Debian when missing.
+need_npm() {
+    need_pkg node nodejs
+    need_pkg npm npm
+}

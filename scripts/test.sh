@@ -12,6 +12,8 @@ need_pkg cc gcc
 need_pkg ip iproute2
 need_pkg sysctl procps
 need_service_pkg turnutils_stunclient coturn coturn
+need_pkg chromium chromium
+need_npm
 need_cargo
 need_wasm_target
 
@@ -35,6 +37,9 @@ bash scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-10}"
 
 say "tests"
 cargo test --workspace
+
+say "the page in Debian's chromium (playwright-core)"
+bash scripts/web-test.sh target/debug/weft-bootstrap
 
 say "schemathesis against weft-bootstrap's OpenAPI document (${SCHEMATHESIS_SECONDS:-120}s)"
 WEFT_BOOTSTRAP_BIN=target/debug/weft-bootstrap bash scripts/schemathesis.sh "${SCHEMATHESIS_SECONDS:-120}"

@@ -42,6 +42,8 @@ pub mod config;
 pub mod discovery;
 pub mod identity;
 pub mod interface;
+#[cfg(feature = "json")]
+pub mod json;
 pub mod names;
 mod node;
 #[cfg(feature = "openapi")]

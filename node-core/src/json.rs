@@ -1,0 +1,76 @@
+//! The JSON vocabulary of events (DESIGN.md "Interfaces"), shared by the `weft --json` CLI, the
+//! browser node's `onEvent` and every test that reads them (feature `json`). Field names are a
+//! stable contract: add, never rename.
+
+use crate::{Event, PeerSummary};
+use serde_json::{json, Value};
+
+/// Lowercase hex.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The JSON form of a core event (`None` for events that have none; today every event has one).
+pub fn event(e: &Event) -> Option<Value> {
+    Some(match e {
+        Event::PeerDiscovered { peer, name, addr } => {
+            json!({"event": "peer_discovered", "peer_id": peer.to_string(), "name": name, "addr": addr.to_string()})
+        }
+        Event::PeerConnected { peer, name, kind, addr, direction } => json!({
+            "event": "peer_connected", "peer_id": peer.to_string(), "name": name, "link": kind.as_str(),
+            "addr": addr.to_string(), "direction": format!("{direction:?}").to_lowercase(),
+        }),
+        Event::PeerDisconnected { peer, reason } => {
+            json!({"event": "peer_disconnected", "peer_id": peer.to_string(), "reason": reason})
+        }
+        Event::Chat { from, from_name, text, msg_id } => json!({
+            "event": "chat", "from": from.to_string(), "from_name": from_name, "text": text, "msg_id": msg_id.to_string(),
+        }),
+        Event::Direct { from, text, msg_id } => {
+            json!({"event": "direct", "from": from.to_string(), "text": text, "msg_id": msg_id.to_string()})
+        }
+        Event::TransferOffered { transfer_id, from, name, size, file, .. } => json!({
+            "event": "transfer_offered", "transfer_id": transfer_id.to_string(), "from": from.to_string(),
+            "name": name, "size": size, "blake3": hex(&file.0),
+        }),
+        Event::TransferStarted { transfer_id, to, .. } => {
+            json!({"event": "transfer_started", "transfer_id": transfer_id.to_string(), "to": to.to_string()})
+        }
+        Event::TransferProgress { transfer_id, done, total } => {
+            json!({"event": "transfer_progress", "transfer_id": transfer_id.to_string(), "done": done, "total": total})
+        }
+        Event::TransferSent { transfer_id, to, sent, total, complete } => json!({
+            "event": "transfer_sent", "transfer_id": transfer_id.to_string(), "to": to.to_string(),
+            "sent": sent, "total": total, "complete": complete,
+        }),
+        Event::TransferDone { transfer_id, from, path, size, file } => json!({
+            "event": "transfer_done", "transfer_id": transfer_id.to_string(), "from": from.to_string(),
+            "path": path, "size": size, "blake3": hex(&file.0),
+        }),
+        Event::TransferFailed { transfer_id, reason } => {
+            json!({"event": "transfer_failed", "transfer_id": transfer_id.to_string(), "reason": reason})
+        }
+        Event::PeerMisbehaved { peer, reason } => {
+            json!({"event": "peer_misbehaved", "peer_id": peer.to_string(), "reason": reason})
+        }
+    })
+}
+
+/// The `peers` answer.
+pub fn peers(list: &[PeerSummary]) -> Value {
+    let items: Vec<Value> = list
+        .iter()
+        .map(|p| {
+            json!({
+                "peer_id": p.peer.to_string(), "name": p.name, "link": p.kind.map(|k| k.as_str()),
+                "addr": p.addr.map(|a| a.to_string()), "rtt_ms": p.rtt.map(|r| r.as_secs_f64() * 1000.0),
+            })
+        })
+        .collect();
+    json!({"event": "peers", "list": items})
+}
+
+/// An `error` event.
+pub fn error(code: &str, message: &str) -> Value {
+    json!({"event": "error", "code": code, "message": message})
+}

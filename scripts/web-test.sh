@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The page in a real browser: builds web/pkg, installs playwright-core (npm) and Debian's
+# chromium if missing, and runs web/tests against the page as weft-bootstrap serves it.
+# Usage: scripts/web-test.sh PATH/TO/weft-bootstrap (default: builds the debug one).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/common.sh
+server="${1:-}"
+if [ -z "$server" ]; then
+    cargo build --quiet -p bootstrap-server
+    server=target/debug/weft-bootstrap
+fi
+need_pkg chromium chromium
+need_npm
+bash scripts/build-web.sh
+if [ ! -d web/tests/node_modules/playwright-core ]; then
+    say "installing playwright-core (npm; the browser is Debian's chromium, never downloaded)"
+    (cd web/tests && npm install --no-package-lock --no-audit --no-fund --silent)
+fi
+node web/tests/page.test.mjs "$server"

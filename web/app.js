@@ -1,0 +1,92 @@
+// The page: join form, peers, chat. It drives the node only through the JS API, which it also
+// exposes as `window.weft` for scripts and tests.
+import * as weft from './weft.js';
+
+window.weft = weft;
+
+const $ = (id) => document.getElementById(id);
+
+function showError(message) {
+  $('error').textContent = message;
+  $('error').hidden = !message;
+}
+
+function logLine(text, cls) {
+  const li = document.createElement('li');
+  li.textContent = text; // textContent: peers' text is never parsed as HTML
+  if (cls) li.className = cls;
+  $('log').append(li);
+  li.scrollIntoView({ block: 'nearest' });
+}
+
+function renderPeers() {
+  const list = weft.peers();
+  const ul = $('peers');
+  ul.replaceChildren();
+  if (list.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'empty';
+    li.textContent = 'no peers yet';
+    ul.append(li);
+  }
+  for (const p of list) {
+    const li = document.createElement('li');
+    const rtt = p.rtt_ms == null ? '' : ` · ${p.rtt_ms.toFixed(1)} ms`;
+    li.textContent = `${p.name} (${p.peer_id.slice(0, 8)}) · ${p.link ?? '?'}${rtt}`;
+    ul.append(li);
+  }
+}
+
+weft.onEvent((e) => {
+  switch (e.event) {
+    case 'ready':
+      $('me').textContent = `${e.name} · ${e.peer_id}`;
+      $('status').textContent = `joined mesh "${e.mesh}" as ${e.peer_id.slice(0, 8)}`;
+      break;
+    case 'peer_connected':
+    case 'peer_disconnected':
+      renderPeers();
+      break;
+    case 'chat':
+      logLine(`${e.from_name}: ${e.text}`);
+      break;
+    case 'stopped':
+      $('status').textContent = 'not joined';
+      break;
+  }
+});
+
+$('join').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = new FormData(ev.target);
+  showError('');
+  $('status').textContent = 'joining…';
+  try {
+    await weft.start({ name: form.get('name'), mesh: form.get('mesh') });
+    $('join').hidden = true;
+    $('node').hidden = false;
+    renderPeers();
+  } catch (e) {
+    $('status').textContent = 'not joined';
+    showError(`could not join: ${e.message ?? e}`);
+  }
+});
+
+$('chat').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const input = ev.target.elements.text;
+  if (!input.value.trim()) return;
+  try {
+    weft.chat(input.value);
+    logLine(`you: ${input.value}`, 'self');
+    input.value = '';
+  } catch (e) {
+    showError(`not sent: ${e.message ?? e}`);
+  }
+});
+
+$('leave').addEventListener('click', () => {
+  weft.stop();
+  $('node').hidden = true;
+  $('join').hidden = false;
+});
