@@ -198,7 +198,7 @@ impl NodeHandle {
     pub async fn claim_name(&self, name: &str) -> Result<NameAnswer, RequestError> {
         let bs = self.bootstrap()?;
         let name = Name::parse(name).map_err(|e| RequestError::BadName(name.to_owned(), e))?;
-        // Announce first if we have not yet, so the name carries the address the server sees.
+        // The address the server last saw us at (known after the first announcement) comes first.
         let value = NameValue { peer_id: self.peer_id, addrs: bs.reachable_addrs() }.encode();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Ok(bs.client.claim(&name, value, &bs.keys, now.as_millis() as u64).await?)

@@ -171,6 +171,9 @@ async fn dial_new(
         return;
     }
     let linked: BTreeSet<PeerId> = rx.await.unwrap_or_default().into_iter().map(|p| p.peer).collect();
+    // Forget peers that are neither listed nor linked any more, so newcomers get their slots.
+    let listed: BTreeSet<PeerId> = peers.iter().map(|p| p.presence.presence.peer_id).collect();
+    dialed.retain(|p| listed.contains(p) || linked.contains(p));
     let me_id = bs.keys.peer_id();
     for peer in peers {
         let p = &peer.presence.presence;
