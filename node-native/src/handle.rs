@@ -200,8 +200,7 @@ impl NodeHandle {
         let name = Name::parse(name).map_err(|e| RequestError::BadName(name.to_owned(), e))?;
         // The address the server last saw us at (known after the first announcement) comes first.
         let value = NameValue { peer_id: self.peer_id, addrs: bs.reachable_addrs() }.encode();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        Ok(bs.client.claim(&name, value, &bs.keys, now.as_millis() as u64).await?)
+        Ok(bs.client.claim(&name, value, &bs.keys, crate::bootstrap::now_ms()).await?)
     }
 
     /// Looks `name` up on the bootstrap server (signatures checked against the pinned key).

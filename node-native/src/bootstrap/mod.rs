@@ -85,7 +85,8 @@ impl Bootstrap {
     }
 }
 
-fn now_ms() -> u64 {
+/// Unix milliseconds now (what announcements and name records are stamped with).
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
