@@ -15,7 +15,7 @@ if ! [[ "$secs" =~ ^[1-9][0-9]*$ ]]; then
     exit 2
 fi
 sanitizer="${FUZZ_SANITIZER:-address}"
-targets=(frame_decoder message_decode announcement_decode)
+targets=(frame_decoder message_decode announcement_decode envelope_open)
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root/node-core/fuzz"

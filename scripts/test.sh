@@ -39,7 +39,7 @@ say "tests"
 cargo test --workspace
 
 say "the page in Debian's chromium (playwright-core)"
-bash scripts/web-test.sh target/debug/weft-bootstrap
+bash scripts/web-test.sh target/debug/weft-bootstrap target/debug/weft
 
 say "schemathesis against weft-bootstrap's OpenAPI document (${SCHEMATHESIS_SECONDS:-120}s)"
 WEFT_BOOTSTRAP_BIN=target/debug/weft-bootstrap bash scripts/schemathesis.sh "${SCHEMATHESIS_SECONDS:-120}"

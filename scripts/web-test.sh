@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The page in a real browser: builds web/pkg, installs playwright-core (npm) and Debian's
 # chromium if missing, and runs web/tests against the page as weft-bootstrap serves it.
-# Usage: scripts/web-test.sh PATH/TO/weft-bootstrap (default: builds the debug one).
+# Usage: scripts/web-test.sh [PATH/TO/weft-bootstrap PATH/TO/weft] (default: builds debug ones).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/common.sh
 server="${1:-}"
-if [ -z "$server" ]; then
-    cargo build --quiet -p bootstrap-server
+weft="${2:-}"
+if [ -z "$server" ] || [ -z "$weft" ]; then
+    cargo build --quiet -p bootstrap-server -p node-native
     server=target/debug/weft-bootstrap
+    weft=target/debug/weft
 fi
 need_pkg chromium chromium
 need_npm
@@ -18,3 +20,4 @@ if [ ! -d web/tests/node_modules/playwright-core ]; then
     (cd web/tests && npm install --no-package-lock --no-audit --no-fund --silent)
 fi
 node web/tests/page.test.mjs "$server"
+node web/tests/mesh.test.mjs "$server" "$weft"

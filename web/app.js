@@ -53,6 +53,19 @@ weft.onEvent((e) => {
     case 'stopped':
       $('status').textContent = 'not joined';
       break;
+    case 'signaling':
+      $('signal').textContent =
+        e.state === 'connected'
+          ? `signaling: connected (${e.peers} online)`
+          : `signaling ${e.state === 'lost' ? 'lost' : 'unavailable'}: retrying in ${Math.round(e.retry_ms / 1000)} s; links already up keep working`;
+      $('signal').className = e.state === 'connected' ? 'ok' : 'warn';
+      break;
+    case 'link_refused':
+      logLine(`${e.peer_id.slice(0, 8)} refused a link: ${e.reason}`, 'note');
+      break;
+    case 'error':
+      showError(`${e.code}: ${e.message}`);
+      break;
   }
 });
 
@@ -84,6 +97,9 @@ $('chat').addEventListener('submit', (ev) => {
     showError(`not sent: ${e.message ?? e}`);
   }
 });
+
+// Leaving the page says goodbye to every peer, so they drop this node at once.
+window.addEventListener('pagehide', () => weft.stop());
 
 $('leave').addEventListener('click', () => {
   weft.stop();

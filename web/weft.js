@@ -1,5 +1,6 @@
 // The Weft browser node's JavaScript API: start(options), chat(text), peers(), onEvent(callback),
-// stop(). Events are the same JSON objects `weft --json` prints. The identity (an Ed25519 secret)
+// stop(). Links to other nodes are WebRTC data channels, set up through the serving host's
+// `/v1/signal` or through peers already linked. Events are the same JSON objects `weft --json` prints. The identity (an Ed25519 secret)
 // lives in IndexedDB, so a reload keeps the same PeerId.
 import init, { WasmNode } from './pkg/node_wasm.js';
 
@@ -57,8 +58,32 @@ function running() {
   return node;
 }
 
-/** Starts the node; resolves to `{peerId, name, mesh}`. */
-export function start({ name = 'browser', mesh = 'default' } = {}) {
+/** The same-origin signaling socket: `/v1/signal` of whoever served this page. */
+function defaultSignalUrl() {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  return `${scheme}://${location.host}/v1/signal`;
+}
+
+/**
+ * ICE servers: the serving host's STUN responder when it has one (a bootstrap server says so
+ * in /v1/info); none otherwise (on a LAN, host candidates are all it takes). Never a third party.
+ */
+async function defaultIceServers() {
+  try {
+    const res = await fetch('/v1/info', { cache: 'no-store' });
+    if (!res.ok) return [];
+    const info = await res.json();
+    return info.stun ? [{ urls: `stun:${location.hostname}:${info.stun.port}` }] : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Starts the node; resolves to `{peerId, name, mesh}`. Options: `name`, `mesh`, `signal` (a
+ * websocket URL; default this origin's `/v1/signal`, `null` for none) and `iceServers`.
+ */
+export function start({ name = 'browser', mesh = 'default', signal, iceServers } = {}) {
   if (node || starting) return starting ?? Promise.resolve(info);
   starting = (async () => {
     await init();
@@ -69,6 +94,8 @@ export function start({ name = 'browser', mesh = 'default' } = {}) {
     info = { peerId: node.peerId, name, mesh };
     emit({ event: 'ready', peer_id: node.peerId, name, mesh });
     node.onEvent(emit);
+    const url = signal === undefined ? defaultSignalUrl() : signal;
+    if (url) node.connectSignal(url, iceServers ?? (await defaultIceServers()));
     return info;
   })().finally(() => {
     starting = null;

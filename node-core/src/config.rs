@@ -42,6 +42,8 @@ pub struct Config {
     pub transfer_window: usize,
     /// How often to ask a random neighbour for its peers.
     pub peer_exchange_interval: Duration,
+    /// Whether the driver can open WebRTC data-channel links ([`crate::Output::OpenRtc`]).
+    pub webrtc: bool,
 }
 
 impl Default for Config {
@@ -65,6 +67,7 @@ impl Default for Config {
             chunk_size: crate::wire::MAX_CHUNK_SIZE,
             transfer_window: 16,
             peer_exchange_interval: Duration::from_secs(60),
+            webrtc: false,
         }
     }
 }

@@ -53,6 +53,12 @@ impl PeerId {
         &self.0
     }
 
+    /// The X25519 public key of this identity (its Edwards point in Montgomery form), to seal
+    /// messages only this peer can open. `None` when the bytes are not a valid Ed25519 key.
+    pub fn x25519(&self) -> Option<[u8; 32]> {
+        VerifyingKey::from_bytes(&self.0).ok().map(|k| k.to_montgomery().to_bytes())
+    }
+
     /// The first 8 characters of the text form, for logs and UIs.
     pub fn short(&self) -> String {
         let mut s = self.to_string();
@@ -184,6 +190,12 @@ impl Keypair {
     pub fn sign(&self, message: &[u8]) -> Signature {
         Signature(self.signing.sign(message).to_bytes())
     }
+
+    /// The X25519 secret that matches [`PeerId::x25519`]: the same key, used for sealing
+    /// (the standard Ed25519-to-Curve25519 conversion, as libsodium's).
+    pub fn x25519_secret(&self) -> [u8; 32] {
+        self.signing.to_scalar_bytes()
+    }
 }
 
 impl fmt::Debug for Keypair {
@@ -200,6 +212,8 @@ pub mod signing_domain {
     pub const CHAT: &[u8] = b"weft/v1/chat\0";
     /// A direct message (signed by its author, possibly routed by others).
     pub const DIRECT: &[u8] = b"weft/v1/direct\0";
+    /// A signaling envelope (signed by its sender, sealed to its recipient).
+    pub const ENVELOPE: &[u8] = b"weft/v1/envelope\0";
     /// The binding of a Noise static key to an Ed25519 identity, in the handshake payload.
     pub const NOISE_BINDING: &[u8] = b"weft/v1/noise-static\0";
 }

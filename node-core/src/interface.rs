@@ -1,6 +1,7 @@
 //! The vocabulary between a driver and the [`Node`](crate::Node): ids, inputs, outputs, events and
 //! commands. Everything is plain data (`Debug + Clone`) so a run can be logged and replayed.
 
+use crate::envelope::RtcSignal;
 use crate::identity::PeerId;
 use crate::wire::{MsgId, TransferId};
 use std::net::SocketAddr;
@@ -148,6 +149,29 @@ pub enum Input {
         /// Why.
         reason: String,
     },
+    /// The driver's signaling channels (a server websocket, a native node's `/v1/signal`) can
+    /// now reach `peer` (`online`), or no longer can. Such peers get envelopes through
+    /// [`Output::SendSignal`], and a browser links to them over WebRTC.
+    SignalPeer {
+        /// Who.
+        peer: PeerId,
+        /// Reachable or not.
+        online: bool,
+    },
+    /// An envelope arrived over a signaling channel (not a link). Envelopes for other nodes are
+    /// verified and routed on, which is how a native node bridges its browsers to the mesh.
+    Signal {
+        /// The encoded [`crate::envelope::Envelope`].
+        data: Vec<u8>,
+    },
+    /// The driver's WebRTC stack produced a local description or candidate for an
+    /// [`Output::OpenRtc`] link; the node seals it to the peer and sends it.
+    RtcLocal {
+        /// The link.
+        link: LinkId,
+        /// The offer, answer or candidate.
+        signal: RtcSignal,
+    },
 }
 
 /// Something the driver must do.
@@ -220,6 +244,33 @@ pub enum Output {
     },
     /// Something for the application.
     Event(Event),
+    /// Deliver an envelope over a signaling channel that reaches `to` (see [`Input::SignalPeer`]).
+    /// Best effort: a lost envelope only makes a link attempt time out.
+    SendSignal {
+        /// The recipient.
+        to: PeerId,
+        /// The encoded envelope.
+        data: Vec<u8>,
+    },
+    /// Start a WebRTC link to `peer`: without `offer`, create a data channel and an offer; with
+    /// one, answer it. Local descriptions and candidates come back as [`Input::RtcLocal`]; the
+    /// data channel opening is [`Input::LinkUp`] (kind WebRTC, `peer` as authenticated by the
+    /// signed descriptions), and failure [`Input::LinkFailed`].
+    OpenRtc {
+        /// The id the core chose.
+        link: LinkId,
+        /// The peer, whose signed description carried the DTLS fingerprint.
+        peer: PeerId,
+        /// The remote offer to answer, if we are the answerer.
+        offer: Option<String>,
+    },
+    /// Apply the peer's answer or candidate to an [`Output::OpenRtc`] link.
+    RtcRemote {
+        /// The link.
+        link: LinkId,
+        /// The answer or candidate.
+        signal: RtcSignal,
+    },
 }
 
 /// Something the application may want to show.
@@ -339,6 +390,14 @@ pub enum Event {
         /// The transfer.
         transfer_id: TransferId,
         /// Why.
+        reason: String,
+    },
+    /// A peer refused or abandoned a link we were setting up with it (it is full, or linked
+    /// already); shown to the user so a refusal is never silent.
+    LinkRefused {
+        /// Who.
+        peer: PeerId,
+        /// Its reason.
         reason: String,
     },
     /// A peer broke the protocol; the link was closed.

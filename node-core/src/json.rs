@@ -50,6 +50,9 @@ pub fn event(e: &Event) -> Option<Value> {
         Event::TransferFailed { transfer_id, reason } => {
             json!({"event": "transfer_failed", "transfer_id": transfer_id.to_string(), "reason": reason})
         }
+        Event::LinkRefused { peer, reason } => {
+            json!({"event": "link_refused", "peer_id": peer.to_string(), "reason": reason})
+        }
         Event::PeerMisbehaved { peer, reason } => {
             json!({"event": "peer_misbehaved", "peer_id": peer.to_string(), "reason": reason})
         }

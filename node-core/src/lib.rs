@@ -32,6 +32,7 @@
 //! - [`transfer`]: chunked, verified, resumable, multi-source file transfer.
 //! - [`names`]: name records signed by their owners (shared with the bootstrap server).
 //! - [`presence`]: signed announcements to a bootstrap server, and its signed peer and trust lists.
+//! - [`envelope`]: signed, sealed signaling envelopes between two PeerIds (WebRTC set-up).
 //! - [`signal`]: the bootstrap server's websocket protocols (login, signaling, relay).
 //! - [`interface`]: the ids, inputs, outputs, events and commands a driver speaks.
 //! - [`sim`] (feature `sim`): a deterministic discrete-event network for hundreds of nodes.
@@ -40,6 +41,7 @@
 mod bounded;
 pub mod config;
 pub mod discovery;
+pub mod envelope;
 pub mod identity;
 pub mod interface;
 #[cfg(feature = "json")]

@@ -4,7 +4,10 @@
 use crate::clock::Clock;
 use crate::files::{read_chunk, PartFile};
 use crate::handle::{ActorCommand, NodeEvent, OfferRequest};
-use crate::tcp::{self, Keys, LinkTasks, NewLink};
+use crate::link::LinkTasks;
+use crate::rtc::{self, RtcAttempt, RtcSettings, RtcUp};
+use crate::signal_router::SignalRouter;
+use crate::tcp::{self, Keys, NewLink};
 use crate::udp::Discovery;
 use node_core::{Command, CommandId, Event, FileHash, Input, LinkId, LinkKind, Node, Output, PeerId, TransferId};
 use std::collections::HashMap;
@@ -23,6 +26,8 @@ pub enum ToActor {
     Inbound(NewLink),
     /// A dial finished its handshake.
     Outbound(LinkId, NewLink),
+    /// A WebRTC data channel opened.
+    RtcUp(RtcUp),
     /// A download's `.part` file was opened (or not) for an offer.
     Opened {
         /// The content.
@@ -68,6 +73,11 @@ pub(crate) struct Actor {
     pub discovery: Option<Discovery>,
     pub events: broadcast::Sender<NodeEvent>,
     pub links: HashMap<LinkId, LinkTasks>,
+    /// WebRTC links still negotiating.
+    pub rtc_attempts: HashMap<LinkId, RtcAttempt>,
+    pub rtc: Arc<RtcSettings>,
+    /// Signaling channels outside the mesh (our `/v1/signal`, the bootstrap server's).
+    pub router: Arc<SignalRouter>,
     /// Open files we offer, with how many unfinished offers use each (closed at zero).
     pub served: HashMap<FileHash, (Arc<File>, usize)>,
     /// Which file each of our unfinished offers serves.
@@ -172,6 +182,7 @@ impl Actor {
                 if let Input::LinkClosed { link, .. } | Input::LinkFailed { link, .. } = &input {
                     // The reader stopped: drop the writer too, which closes the socket.
                     self.links.remove(link);
+                    self.rtc_attempts.remove(link);
                 }
                 self.node.handle(now, input)
             }
@@ -180,6 +191,15 @@ impl Actor {
                 self.adopt(link, new, node_core::Direction::Inbound);
             }
             ToActor::Outbound(link, new) => self.adopt(link, new, node_core::Direction::Outbound),
+            ToActor::RtcUp(RtcUp { link, peer, tasks }) => {
+                // Gone from the attempts: the core gave up on it meanwhile, and dropping the
+                // tasks closes the connection.
+                let Some(attempt) = self.rtc_attempts.remove(&link) else { return };
+                self.links.insert(link, tasks);
+                let remote_addr = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+                let direction = attempt.direction;
+                self.node.handle(now, Input::LinkUp { link, peer, direction, remote_addr, kind: LinkKind::WebRtc });
+            }
             ToActor::Opened { file, from, transfer_id, result } => self.opened(file, from, transfer_id, result),
         }
     }
@@ -222,6 +242,23 @@ impl Actor {
             Output::CloseLink { link, reason } => {
                 tracing::debug!("closing link {link:?}: {reason}");
                 self.links.remove(&link);
+                self.rtc_attempts.remove(&link);
+            }
+            Output::OpenRtc { link, peer, offer } => {
+                let attempt = rtc::spawn_attempt(link, peer, offer, self.rtc.clone(), self.to_actor.clone());
+                self.rtc_attempts.insert(link, attempt);
+            }
+            Output::RtcRemote { link, signal } => {
+                if let Some(a) = self.rtc_attempts.get(&link) {
+                    if !a.remote(signal) {
+                        tracing::debug!("link {link:?}: too many remote candidates queued; dropping one");
+                    }
+                }
+            }
+            Output::SendSignal { to, data } => {
+                if let Err(e) = self.router.send(to, data) {
+                    tracing::debug!("no signaling route to {}: {e:?}", to.short());
+                }
             }
             Output::ReadChunk { file, index, offset, len } => {
                 let Some(f) = self.served.get(&file).map(|(f, _)| f.clone()) else {

@@ -52,7 +52,10 @@ mod clock;
 pub mod files;
 mod handle;
 pub mod identity_file;
+mod link;
 pub mod noise;
+pub mod rtc;
+mod signal_router;
 mod tcp;
 mod udp;
 
@@ -97,6 +100,8 @@ pub struct NodeConfig {
     pub frame_cap: usize,
     /// A bootstrap server to announce to, find peers and names through.
     pub bootstrap: Option<BootstrapConfig>,
+    /// Accept and open WebRTC links (browser peers).
+    pub webrtc: bool,
 }
 
 impl Default for NodeConfig {
@@ -116,6 +121,7 @@ impl Default for NodeConfig {
             auto_accept: true,
             frame_cap: core.frame_cap,
             bootstrap: None,
+            webrtc: true,
         }
     }
 }
@@ -213,6 +219,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         tcp_port: Some(tcp_addr.port()),
         listen_addrs: listen_addrs.clone(),
         frame_cap: config.frame_cap,
+        webrtc: config.webrtc,
         ..Config::default()
     };
     let chunk_size = core.chunk_size;
@@ -220,6 +227,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
     let seed = rand::random::<u64>();
     let peer_id = identity.peer_id();
     let mut node = node_core::Node::new(core, identity.clone(), seed, clock.now());
+    node.add_entropy(rand::random());
     for addr in &config.connect {
         let _ = node.command(clock.now(), node_core::Command::Connect { addr: *addr, expect: None });
     }
@@ -236,8 +244,15 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         }
         None => None,
     };
+    let rtc_settings = Arc::new(rtc::RtcSettings {
+        udp_addrs: rtc::RtcSettings::udp_addrs_for(tcp_addr),
+        stun_urls: Default::default(),
+        frame_cap: config.frame_cap,
+    });
+    let router = Arc::new(signal_router::SignalRouter::default());
     let keys = tcp::Keys { identity: Arc::new(identity), noise_static: Arc::new(noise::generate_static()) };
     tcp::spawn_listener(listener, keys.clone(), to_actor.clone());
+    let to_actor_for_signal = to_actor.clone();
     let (events, first) = broadcast::channel(4096);
     let (commands, command_rx) = mpsc::channel(256);
     let actor = Actor {
@@ -251,6 +266,9 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         discovery,
         events: events.clone(),
         links: HashMap::new(),
+        rtc_attempts: HashMap::new(),
+        rtc: rtc_settings.clone(),
+        router: router.clone(),
         served: HashMap::new(),
         offers: HashMap::new(),
         opening: HashMap::new(),
@@ -261,6 +279,16 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
     if let (Some(bs), Some(b)) = (&bootstrap, &config.bootstrap) {
         let me = bootstrap::Identity { name: config.name.clone(), mesh: config.mesh.clone(), dial_peers: b.dial_peers };
         tokio::spawn(bootstrap::presence_loop(bs.clone(), me, commands.clone(), events.clone()));
+        if config.webrtc {
+            let signal = bootstrap::signal::signal_loop(bs.clone(), config.mesh.clone(), router, to_actor_for_signal);
+            tokio::spawn(signal);
+            let (bs, rtc) = (bs.clone(), rtc_settings);
+            tokio::spawn(async move {
+                if let Ok(Some(url)) = bs.client.stun_url().await {
+                    *rtc.stun_urls.lock().unwrap_or_else(|e| e.into_inner()) = vec![url];
+                }
+            });
+        }
     }
     Ok(NodeHandle {
         commands,

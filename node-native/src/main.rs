@@ -14,6 +14,9 @@ fn init_logs(debug: bool, json: bool) {
     } else {
         "info"
     };
+    // The WebRTC stack warns about routine things (unsupported DTLS extensions, candidates not
+    // paired yet); its errors still show. RUST_LOG overrides all of this.
+    let default = format!("{default},webrtc=error,rtc=error");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }

@@ -2,6 +2,7 @@
 //! socket and the actor. The tasks only frame and encrypt; every decision stays in the core.
 
 use crate::actor::ToActor;
+use crate::link::{LinkTasks, LINK_QUEUE};
 use crate::noise::{self, Established, Opener, Sealer};
 use node_core::identity::Keypair;
 use node_core::wire::frame::{encode_frame, FrameDecoder};
@@ -14,7 +15,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
-use tokio::task::AbortHandle;
 
 /// A TCP connect plus Noise handshake must finish within this.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,15 +22,8 @@ pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most handshakes in progress at once: garbage connections cannot pile up.
 const MAX_PENDING_HANDSHAKES: usize = 64;
-/// Frames queued for one link before the link counts as stuck and is closed.
-pub const LINK_QUEUE: usize = 512;
-/// Bytes queued for one link before the link counts as stuck and is closed (enough for a
-/// transfer window of chunks from several downloads at once).
-pub const LINK_QUEUE_BYTES: usize = 32 << 20;
 /// Longest one socket write may take before the link is given up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a closed link's writer may keep flushing.
-const WRITER_GRACE: Duration = Duration::from_secs(5);
 
 /// Identity material the link tasks need.
 #[derive(Clone)]
@@ -108,44 +101,6 @@ pub fn spawn_dial(link: LinkId, addr: SocketAddr, expect: Option<PeerId>, keys: 
     });
 }
 
-/// The actor's handle on a running link.
-pub struct LinkTasks {
-    frames: mpsc::Sender<Vec<u8>>,
-    /// Bytes queued and not yet written: the queue is bounded in bytes, not only in frames.
-    queued: Arc<AtomicUsize>,
-    reader: AbortHandle,
-    writer: AbortHandle,
-}
-
-impl LinkTasks {
-    /// Queues a frame; false if the link is stuck (its peer stopped reading) or gone.
-    pub fn send(&self, frame: Vec<u8>) -> bool {
-        let len = frame.len();
-        if self.queued.load(Ordering::Relaxed) + len > LINK_QUEUE_BYTES {
-            return false;
-        }
-        self.queued.fetch_add(len, Ordering::Relaxed);
-        self.frames.try_send(frame).is_ok()
-    }
-}
-
-impl Drop for LinkTasks {
-    fn drop(&mut self) {
-        self.reader.abort();
-        // The writer flushes what is queued (a Goodbye, say), then closes; a peer that stopped
-        // reading would block it forever, so it is cut off after a grace period.
-        let writer = self.writer.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                tokio::time::sleep(WRITER_GRACE).await;
-                writer.abort();
-            });
-        } else {
-            writer.abort();
-        }
-    }
-}
-
 /// Starts the reader and writer tasks of an established link.
 pub fn spawn_link(link: LinkId, new: NewLink, frame_cap: usize, to_actor: mpsc::Sender<ToActor>) -> LinkTasks {
     let (read, write) = new.stream.into_split();
@@ -155,7 +110,7 @@ pub fn spawn_link(link: LinkId, new: NewLink, frame_cap: usize, to_actor: mpsc::
     let writer =
         tokio::spawn(write_loop(write, Sealer::new(transport.clone()), rx, frame_cap, queued.clone())).abort_handle();
     let reader = tokio::spawn(read_loop(link, read, Opener::new(transport), frame_cap, to_actor)).abort_handle();
-    LinkTasks { frames: tx, queued, reader, writer }
+    LinkTasks::new(tx, queued, reader, writer)
 }
 
 async fn read_loop(

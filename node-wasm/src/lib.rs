@@ -5,21 +5,34 @@
 //! same JSON objects `weft --json` prints. The JavaScript API around it (`web/weft.js`: `start`,
 //! `chat`, `peers`, `onEvent`, `stop`) keeps the identity in IndexedDB.
 //!
-//! Links (WebRTC data channels) and signaling arrive in the next steps; this step runs the node
-//! itself in the page.
+//! Links are WebRTC data channels ([`rtc`]), set up through envelopes carried by the page's
+//! signaling socket ([`signaling`]) or routed through peers already linked.
 
-use node_core::{Command, Config, Identity, Instant, Node, Output};
+mod rtc;
+mod signaling;
+
+use node_core::{Command, Config, Identity, Input, Instant, LinkId, Node, Output};
 use rand_core::{OsRng, RngCore};
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::collections::BTreeMap;
+use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 
 fn now() -> Instant {
     Instant::from_unix_ms(js_sys::Date::now() as u64)
 }
 
-struct Inner {
+/// Browser peers link to at most this many others (DESIGN: 16 for browsers).
+const BROWSER_MAX_PEERS: usize = 16;
+
+pub(crate) struct Inner {
     node: Node,
+    /// The identity, for the signaling login.
+    keys: Identity,
+    links: BTreeMap<LinkId, rtc::BrowserLink>,
+    signaling: Option<signaling::Signaling>,
+    /// `RTCConfiguration.iceServers` for new connections.
+    ice_servers: JsValue,
     on_event: Option<js_sys::Function>,
     /// The pending `setTimeout`, if any.
     timer: Option<i32>,
@@ -53,11 +66,32 @@ impl WasmNode {
         if name.len() > node_core::wire::MAX_NAME_LEN || mesh.len() > node_core::wire::MAX_MESH_ID_LEN {
             return Err(JsError::new("the name and the mesh are at most 64 bytes each"));
         }
-        let config = Config { name, mesh_id: mesh, lan_discovery: false, tcp_port: None, ..Config::default() };
+        let config = Config {
+            name,
+            mesh_id: mesh,
+            lan_discovery: false,
+            tcp_port: None,
+            webrtc: true,
+            max_peers: BROWSER_MAX_PEERS,
+            ..Config::default()
+        };
         let peer_id = keys.peer_id().to_string();
         let secret = keys.secret().to_vec();
-        let node = Node::new(config, keys, OsRng.next_u64(), now());
-        let inner = Rc::new(RefCell::new(Inner { node, on_event: None, timer: None, tick: None, stopped: false }));
+        let mut node = Node::new(config, keys.clone(), OsRng.next_u64(), now());
+        let mut seed = [0u8; 32];
+        OsRng.fill_bytes(&mut seed);
+        node.add_entropy(seed);
+        let inner = Rc::new(RefCell::new(Inner {
+            node,
+            keys,
+            links: BTreeMap::new(),
+            signaling: None,
+            ice_servers: js_sys::Array::new().into(),
+            on_event: None,
+            timer: None,
+            tick: None,
+            stopped: false,
+        }));
         let weak = Rc::downgrade(&inner);
         let tick = Closure::<dyn FnMut()>::new(move || {
             if let Some(inner) = weak.upgrade() {
@@ -88,6 +122,21 @@ impl WasmNode {
         drive(&self.inner);
     }
 
+    /// Connects the signaling socket (`ws(s)://host/v1/signal`), with `ice_servers` as
+    /// `RTCConfiguration.iceServers` for the links it sets up. Reconnects by itself when dropped.
+    #[wasm_bindgen(js_name = connectSignal)]
+    pub fn connect_signal(&self, url: String, ice_servers: JsValue) {
+        {
+            let mut i = self.inner.borrow_mut();
+            if let Some(mut old) = i.signaling.take() {
+                old.close();
+            }
+            i.signaling = Some(signaling::Signaling::new(url));
+            i.ice_servers = ice_servers;
+        }
+        signaling::connect(&self.inner);
+    }
+
     /// Broadcasts a chat message.
     pub fn chat(&self, text: String) -> Result<(), JsError> {
         self.command(Command::Chat { text })
@@ -99,10 +148,25 @@ impl WasmNode {
         to_js(&node_core::json::peers(&list)["list"])
     }
 
-    /// Stops the node: no more timers or events.
+    /// Stops the node: says goodbye on every link (so peers drop it at once rather than after
+    /// the liveness timeout), closes links and signaling; no more timers or events.
     pub fn stop(&self) {
+        if self.inner.borrow().stopped {
+            return;
+        }
+        let _ = self.inner.borrow_mut().node.command(now(), Command::Shutdown);
+        loop {
+            let Some(out) = self.inner.borrow_mut().node.poll_output() else { break };
+            if !matches!(out, Output::Event(_)) {
+                carry_out(&self.inner, out);
+            }
+        }
         let mut inner = self.inner.borrow_mut();
         inner.stopped = true;
+        if let Some(mut sig) = inner.signaling.take() {
+            sig.close();
+        }
+        inner.links.clear();
         if let (Some(id), Some(w)) = (inner.timer.take(), web_sys::window()) {
             w.clear_timeout_with_handle(id);
         }
@@ -119,30 +183,93 @@ fn to_js(v: &serde_json::Value) -> JsValue {
     js_sys::JSON::parse(&v.to_string()).unwrap_or(JsValue::NULL)
 }
 
-/// Runs due timers, delivers outputs, and arms `setTimeout` for the next deadline.
-fn drive(inner: &Rc<RefCell<Inner>>) {
-    let mut events = Vec::new();
-    let (callback, next) = {
+/// Feeds one input from a browser callback, then drives the node.
+pub(crate) fn feed(weak: &Weak<RefCell<Inner>>, input: Input) {
+    let Some(inner) = weak.upgrade() else { return };
+    {
         let mut i = inner.borrow_mut();
         if i.stopped {
             return;
         }
-        let t = now();
-        i.node.handle_timeout(t);
-        while let Some(out) = i.node.poll_output() {
-            if let Output::Event(e) = out {
-                events.extend(node_core::json::event(&e));
-            }
-            // Links, datagrams and dials need the browser's transports (next step).
-        }
-        (i.on_event.clone(), i.node.poll_timeout())
-    };
+        i.node.handle(now(), input);
+    }
+    drive(&inner);
+}
+
+/// Hands one event object to the page's callback.
+pub(crate) fn emit(inner: &Rc<RefCell<Inner>>, event: serde_json::Value) {
+    let callback = inner.borrow().on_event.clone();
     if let Some(cb) = callback {
-        for e in events {
-            let _ = cb.call1(&JsValue::NULL, &to_js(&e));
+        let _ = cb.call1(&JsValue::NULL, &to_js(&event));
+    }
+}
+
+/// Runs due timers, carries out every output, and arms `setTimeout` for the next deadline.
+/// Each output is handled under a short borrow, so browser calls made on the way never find
+/// the node borrowed.
+fn drive(inner: &Rc<RefCell<Inner>>) {
+    let mut events = Vec::new();
+    {
+        let mut i = inner.borrow_mut();
+        if i.stopped {
+            return;
+        }
+        i.node.handle_timeout(now());
+    }
+    loop {
+        let Some(out) = inner.borrow_mut().node.poll_output() else { break };
+        match out {
+            Output::Event(e) => events.extend(node_core::json::event(&e)),
+            out => carry_out(inner, out),
         }
     }
+    let next = inner.borrow().node.poll_timeout();
+    for e in events {
+        emit(inner, e);
+    }
     arm(inner, next);
+}
+
+fn carry_out(inner: &Rc<RefCell<Inner>>, out: Output) {
+    let mut i = inner.borrow_mut();
+    match out {
+        Output::SendFrame { link, data } => {
+            let ok = i.links.get_mut(&link).is_some_and(|l| l.send(&data));
+            if !ok && i.links.remove(&link).is_some() {
+                let reason = "send queue full: peer not reading".to_owned();
+                i.node.handle(now(), Input::LinkClosed { link, reason });
+            }
+        }
+        Output::CloseLink { link, .. } => {
+            i.links.remove(&link);
+        }
+        Output::OpenRtc { link, peer, offer } => {
+            let frame_cap = i.node.config().frame_cap;
+            let ice = i.ice_servers.clone();
+            match rtc::open(inner, link, peer, offer, &ice, frame_cap) {
+                Ok(l) => {
+                    i.links.insert(link, l);
+                }
+                Err(e) => {
+                    let reason = format!("cannot create a peer connection: {e:?}");
+                    i.node.handle(now(), Input::LinkFailed { link, reason });
+                }
+            }
+        }
+        Output::RtcRemote { link, signal } => {
+            if let Some(l) = i.links.get_mut(&link) {
+                l.remote(signal);
+            }
+        }
+        Output::SendSignal { to, data } => {
+            if let Some(sig) = &i.signaling {
+                sig.send(to, data);
+            }
+        }
+        // No UDP, no TCP and (yet) no files in the page: these never arise for a browser node's
+        // configuration, and anything else is dropped rather than half-done.
+        _ => {}
+    }
 }
 
 fn arm(inner: &Rc<RefCell<Inner>>, next: Option<Instant>) {

@@ -4,64 +4,26 @@
 // Asserts: the page loads with no script errors and exposes `window.weft`; joining through the
 // form starts a node in the page (status and PeerId shown); the identity survives a reload
 // (IndexedDB); another browser profile is another identity; the API refuses misuse clearly.
-import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import { startServer, profile as openProfile, test } from './support.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const webDir = resolve(here, '..');
 const serverBin = process.argv[2];
 assert.ok(serverBin, 'usage: node page.test.mjs PATH/TO/weft-bootstrap');
 
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--allow-loopback-in-peer-connection',
-  '--use-fake-ui-for-media-stream',
-];
-
 const temp = mkdtempSync(join(tmpdir(), 'weft-web-'));
 let server;
-
-function startServer() {
-  return new Promise((resolveReady, reject) => {
-    server = spawn(serverBin, ['--listen', '127.0.0.1:0', '--no-stun', '--data-dir', join(temp, 'server'), '--web-dir', webDir], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    server.stdout.on('data', (chunk) => {
-      out += chunk;
-      const line = out.split('\n').find((l) => l.includes('"ready"'));
-      if (line) resolveReady(`http://${JSON.parse(line).listen}`);
-    });
-    server.on('exit', (code) => reject(new Error(`weft-bootstrap exited with ${code}`)));
-  });
-}
-
-async function profile(name) {
-  const context = await chromium.launchPersistentContext(join(temp, name), {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  return { context, page, errors };
-}
-
-async function test(name, body) {
-  const started = Date.now();
-  await body();
-  console.log(`ok - ${name} (${Date.now() - started} ms)`);
-}
+const profile = (name) => openProfile(temp, name);
 
 try {
-  const base = await startServer();
+  const started = await startServer(serverBin, join(temp, 'server'), webDir);
+  server = started.server;
+  const base = started.base;
   const a = await profile('a');
   let firstId;
 

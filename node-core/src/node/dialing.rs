@@ -66,13 +66,22 @@ impl Node {
         let (established, outbound, mut dialing) = self.counts();
         let max = self.config.max_peers;
         let reserve = if max >= 4 { max / 4 } else { 0 };
-        let mut due: Vec<(PeerId, SocketAddr, bool)> = self
+        let have_links = established > 0;
+        let tcp = self.config.tcp_port.is_some();
+        let mut due: Vec<(PeerId, Option<SocketAddr>, bool)> = self
             .peers
             .iter()
-            .filter(|(id, p)| {
-                **id != self.me && p.link.is_none() && p.dialing.is_none() && p.next_dial <= now && !p.addrs.is_empty()
+            .filter(|(id, p)| **id != self.me && p.link.is_none() && p.dialing.is_none() && p.next_dial <= now)
+            .filter_map(|(id, p)| {
+                let how = if self.wants_rtc(p, have_links) {
+                    None
+                } else if tcp && !p.addrs.is_empty() {
+                    Some(p.addrs[0])
+                } else {
+                    return None;
+                };
+                Some((*id, how, p.source == Source::Manual))
             })
-            .map(|(id, p)| (*id, p.addrs[0], p.source == Source::Manual))
             .collect();
         // Manual targets first: the user asked for them.
         due.sort_by_key(|(_, _, manual)| !*manual);
@@ -84,6 +93,9 @@ impl Node {
             .map(|(a, _)| *a)
             .collect();
         for addr in targets {
+            if !tcp {
+                break;
+            }
             if dialing >= MAX_CONCURRENT_DIALS || established + dialing >= max {
                 break;
             }
@@ -100,7 +112,10 @@ impl Node {
             if !manual && outbound + opened + dialing >= max.saturating_sub(reserve) {
                 continue;
             }
-            let link = self.open_link(now, addr, Some(peer));
+            let link = match addr {
+                Some(addr) => self.open_link(now, addr, Some(peer)),
+                None => self.open_rtc_link(now, peer),
+            };
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.dialing = Some(link);
             }

@@ -18,7 +18,13 @@ impl Node {
                 if Some(peer) == except {
                     return None;
                 }
-                Some(PeerInfo { peer_id: peer, name: name.to_owned(), addrs: l.dialable_addr().into_iter().collect() })
+                let capabilities = self.peers.get(&peer).and_then(|p| p.capabilities).unwrap_or_default();
+                Some(PeerInfo {
+                    peer_id: peer,
+                    name: name.to_owned(),
+                    addrs: l.dialable_addr().into_iter().collect(),
+                    capabilities,
+                })
             })
             .take(MAX_PEX_ENTRIES)
             .collect()
@@ -30,9 +36,20 @@ impl Node {
             if info.peer_id == self.me {
                 continue;
             }
-            self.peers.observe(info.peer_id, &info.name, None, Source::Exchange, now);
+            let new = self.peers.observe(info.peer_id, &info.name, None, Source::Exchange, now);
+            let delay = self.rtc_dial_delay(&info.peer_id);
             for addr in &info.addrs {
                 self.peers.add_hint(&info.peer_id, *addr);
+            }
+            if let Some(p) = self.peers.get_mut(&info.peer_id) {
+                // A neighbour's word until the peer's own Hello replaces it.
+                p.capabilities = p.capabilities.or(Some(info.capabilities));
+            }
+            // Both ends of a WebRTC pair hear of each other about now: the lower id offers first.
+            if new && self.peers.get(&info.peer_id).is_some_and(|p| self.wants_rtc(p, true)) {
+                if let Some(p) = self.peers.get_mut(&info.peer_id) {
+                    p.next_dial = now + delay;
+                }
             }
         }
         self.dial_candidates(now);

@@ -6,7 +6,7 @@ use super::Node;
 use crate::identity::PeerId;
 use crate::interface::{Direction, Event, LinkId, LinkKind, Output};
 use crate::time::Instant;
-use crate::wire::{self, Capabilities, Decoded, Hello, Message, MAX_ADDRS};
+use crate::wire::{self, Decoded, Hello, Message, MAX_ADDRS};
 use core::time::Duration;
 use rand_core::RngCore;
 use std::net::SocketAddr;
@@ -14,11 +14,13 @@ use std::net::SocketAddr;
 /// Most links waiting for `Hello` at once.
 const MAX_HANDSHAKING: usize = 32;
 /// Links allowed past `max_peers` (being handshaken, swapped or refused politely).
-const EXTRA_LINKS: usize = 16;
+pub(super) const EXTRA_LINKS: usize = 16;
 /// A link that authenticated but sent no `Hello` within this is closed.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A dial the driver never answered is given up after this.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a probed link may stay silent (see [`Link::probe`]).
+pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Least time between two peer-exchange answers on one link.
 const PEX_ANSWER_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -56,6 +58,11 @@ pub(super) struct Link {
     /// Peer-exchange lists we will still take on this link: one unasked (the share on connect)
     /// plus one per request we sent. More are ignored, so a neighbour cannot flood our table.
     pub pex_allowance: u8,
+    /// The WebRTC negotiation this link belongs to (the offerer's session number).
+    pub rtc_session: Option<u64>,
+    /// When we pinged the peer because its signaling channel dropped (a closed tab, often):
+    /// silence for [`PROBE_TIMEOUT`] after that closes the link without waiting for `stale_after`.
+    pub probe: Option<Instant>,
 }
 
 impl Link {
@@ -81,6 +88,8 @@ impl Link {
             listen_port: None,
             last_pex_answer: None,
             pex_allowance: 1,
+            rtc_session: None,
+            probe: None,
         }
     }
 
@@ -102,6 +111,9 @@ impl Link {
     /// inbound link with the listen port it told us. Not an IPv6 link-local address: its scope
     /// is an interface index of ours, meaningless to anyone else.
     pub(super) fn dialable_addr(&self) -> Option<SocketAddr> {
+        if self.kind != LinkKind::Tcp {
+            return None; // WebRTC addresses are ICE candidates, good for this session only
+        }
         let addr = match self.direction {
             Direction::Outbound => Some(self.addr),
             Direction::Inbound => self.listen_port.map(|p| {
@@ -129,6 +141,9 @@ impl Node {
     ) {
         let entry = self.links.entry(link).or_insert_with(|| Link::new(direction, kind, remote_addr, None, now));
         entry.kind = kind;
+        if entry.addr == super::rtc::NO_ADDR {
+            entry.addr = remote_addr;
+        }
         entry.last_rx = now;
         entry.opened_at = now; // the handshake phase starts: `Hello` is due within HELLO_TIMEOUT
         let (expect, addr) = (entry.expect, entry.addr);
@@ -183,7 +198,7 @@ impl Node {
             mesh_id: self.config.mesh_id.clone(),
             listen_port: self.config.tcp_port,
             listen_addrs: self.config.listen_addrs.iter().take(MAX_ADDRS).copied().collect(),
-            capabilities: Capabilities(Capabilities::FILES | Capabilities::RELAY_BROADCAST),
+            capabilities: self.capabilities(),
         };
         self.send(link, &Message::Hello(hello));
     }
@@ -350,6 +365,7 @@ impl Node {
                 p.dialing = None;
             }
             p.failures = 0;
+            p.capabilities = Some(hello.capabilities);
         }
         // Measure the round trip right away, so UIs show an RTT from the start.
         let nonce = self.rng.next_u64();
@@ -420,6 +436,7 @@ impl Node {
             }
             Message::Chat(c) => self.handle_chat(now, link, c),
             Message::Direct(d) => self.handle_direct(now, link, d),
+            Message::Signal { envelope, hops } => self.handle_signal_message(now, link, envelope, hops),
             Message::Goodbye { reason } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     // It left on purpose: do not hammer it with redials.
@@ -450,6 +467,9 @@ impl Node {
                 }
                 LinkState::Established { .. } if now - l.last_rx > self.config.stale_after => {
                     to_close.push((*id, "timed out"))
+                }
+                LinkState::Established { .. } if l.probe.is_some_and(|t| l.last_rx < t && now - t >= PROBE_TIMEOUT) => {
+                    to_close.push((*id, "timed out after its signaling channel closed"))
                 }
                 LinkState::Established { .. } if now - l.last_ping >= self.config.ping_interval => to_ping.push(*id),
                 _ => {}

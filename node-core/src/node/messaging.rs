@@ -43,7 +43,7 @@ impl Node {
     }
 
     /// Sends `msg` on every established link except `except`.
-    fn flood(&mut self, msg: &Message, except: Option<LinkId>) {
+    pub(super) fn flood(&mut self, msg: &Message, except: Option<LinkId>) {
         let targets: Vec<LinkId> = self
             .links
             .iter()

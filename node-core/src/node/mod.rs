@@ -6,6 +6,8 @@ mod exchange;
 mod links;
 mod messaging;
 mod peers;
+mod rtc;
+mod signaling;
 
 use crate::bounded::BoundedSet;
 use crate::config::Config;
@@ -49,6 +51,12 @@ pub struct Stats {
     pub unsolicited_exchanges: u64,
     /// Chat or direct messages whose clock is too far from ours (stale replays), ignored.
     pub stale_messages: u64,
+    /// Signaling envelopes that did not decode, verify or open.
+    pub bad_envelopes: u64,
+    /// Envelopes of ours that could not be sealed (an oversized description, say).
+    pub unsendable_envelopes: u64,
+    /// WebRTC answers or candidates for no attempt we know (late, or meant for an earlier one).
+    pub unmatched_signals: u64,
 }
 
 /// One peer's protocol state: discovery, links, messaging and transfers, with no IO.
@@ -83,6 +91,8 @@ pub struct Node {
     /// Discovery replies left in the current second: a spoofed flood cannot turn us into an amplifier.
     reply_budget: (Instant, u32),
     seen: BoundedSet<MsgId>,
+    /// Envelopes already handled, by sender and nonce: replays and copies over a second path.
+    seen_envelopes: BoundedSet<(PeerId, [u8; 16])>,
     transfers: Transfers,
     next_maintenance: Instant,
     /// A discovered peer's delayed dial, when it is due before the next maintenance tick.
@@ -117,6 +127,7 @@ impl Node {
         let next_announce = config.lan_discovery.then_some(now);
         Node {
             seen: BoundedSet::new(config.seen_cache),
+            seen_envelopes: BoundedSet::new(config.seen_cache),
             peers: PeerTable::new(config.max_known_peers),
             transfers: Transfers::new(config.transfer_window),
             next_peer_exchange: now + config.peer_exchange_interval + pex_jitter,
@@ -138,6 +149,18 @@ impl Node {
             dial_wakeup: None,
             stats: Stats::default(),
         }
+    }
+
+    /// Mixes 32 bytes from the OS into the node's random generator. Drivers call it once after
+    /// [`Node::new`]: the 64-bit seed is enough for ids and jitter, but the ephemeral keys that
+    /// seal signaling envelopes deserve a full-strength seed. The simulator skips it.
+    pub fn add_entropy(&mut self, seed: [u8; 32]) {
+        let mut mixed = [0u8; 32];
+        self.rng.fill_bytes(&mut mixed);
+        for (m, s) in mixed.iter_mut().zip(seed) {
+            *m ^= s;
+        }
+        self.rng = ChaCha8Rng::from_seed(mixed);
     }
 
     /// This node's id.
@@ -252,6 +275,9 @@ impl Node {
                 let actions = self.transfers.on_storage_failed(file, reason);
                 self.apply(actions);
             }
+            Input::SignalPeer { peer, online } => self.handle_signal_peer(now, peer, online),
+            Input::Signal { data } => self.handle_signal_input(now, &data),
+            Input::RtcLocal { link, signal } => self.handle_rtc_local(link, signal),
         }
     }
 

@@ -3,7 +3,7 @@
 use crate::identity::PeerId;
 use crate::interface::LinkId;
 use crate::time::Instant;
-use crate::wire::MAX_ADDRS;
+use crate::wire::{Capabilities, MAX_ADDRS};
 use core::time::Duration;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -39,6 +39,10 @@ pub(super) struct KnownPeer {
     pub last_seen: Instant,
     pub failures: u32,
     pub next_dial: Instant,
+    /// What it supports, once its `Hello` or a neighbour told us.
+    pub capabilities: Option<Capabilities>,
+    /// Whether a driver signaling channel reaches it (see `Input::SignalPeer`).
+    pub signal: bool,
 }
 
 /// Known peers, bounded: the oldest unlinked non-manual peer makes room for a new one.
@@ -113,6 +117,8 @@ impl PeerTable {
                 last_seen: now,
                 failures: 0,
                 next_dial: now,
+                capabilities: None,
+                signal: false,
             },
         );
         true
@@ -126,7 +132,8 @@ impl PeerTable {
             .iter()
             .filter(|(_, p)| p.link.is_none() && p.dialing.is_none() && p.source != Source::Manual)
             .filter(|(_, p)| source != Source::Exchange || p.source == Source::Exchange)
-            .min_by_key(|(_, p)| (p.source, p.last_seen))
+            // Peers a signaling channel reaches go last: they are online right now.
+            .min_by_key(|(_, p)| (p.signal, p.source, p.last_seen))
             .map(|(id, _)| *id);
         match victim {
             Some(id) => {
@@ -154,7 +161,7 @@ impl PeerTable {
     /// unseen, or unseen for a long time.
     pub fn expire(&mut self, now: Instant) {
         self.peers.retain(|_, p| {
-            if p.link.is_some() || p.dialing.is_some() || p.source == Source::Manual {
+            if p.link.is_some() || p.dialing.is_some() || p.source == Source::Manual || p.signal {
                 return true;
             }
             let quiet = now - p.last_seen;

@@ -300,6 +300,7 @@ fn unasked_peer_lists_are_ignored() {
                 peer_id: keys(seed).peer_id(),
                 name: "x".into(),
                 addrs: vec![addr("192.0.2.1:9")],
+                capabilities: wire::Capabilities(wire::Capabilities::TCP),
             }],
         })
     };
@@ -352,4 +353,150 @@ fn the_ipv4_copy_of_an_announcement_wins_over_an_earlier_link_local_one() {
         })
         .collect();
     assert_eq!(dials, vec![addr("10.0.0.8:7777")]);
+}
+
+mod signaling {
+    use super::*;
+    use crate::envelope::{Envelope, RtcSignal, SignalBody};
+    use rand_chacha::ChaCha8Rng;
+
+    fn webrtc_node(seed: u8) -> Node {
+        let config = Config { tcp_port: Some(4000), webrtc: true, ..Config::default() };
+        Node::new(config, keys(seed), u64::from(seed), t(0))
+    }
+
+    fn offer_from(from: &Keypair, to: PeerId, session: u64, at: Instant, rng_seed: u64) -> Envelope {
+        let body = SignalBody::Rtc { session, signal: RtcSignal::Offer { sdp: format!("sdp {session}") } };
+        Envelope::seal(from, to, at, &body, &mut ChaCha8Rng::seed_from_u64(rng_seed)).unwrap()
+    }
+
+    fn opened(outs: &[Output]) -> usize {
+        outs.iter().filter(|o| matches!(o, Output::OpenRtc { offer: Some(_), .. })).count()
+    }
+
+    #[test]
+    fn an_offer_opens_an_answering_link_once_even_if_it_comes_twice() {
+        let mut n = webrtc_node(1);
+        let env = offer_from(&keys(2), n.peer_id(), 5, t(0), 1);
+        n.handle(t(10), Input::Signal { data: env.encode() });
+        let outs = drain(&mut n);
+        assert!(outs.iter().any(|o| matches!(o, Output::OpenRtc { peer, offer: Some(sdp), .. }
+            if *peer == keys(2).peer_id() && sdp == "sdp 5")));
+        // The same envelope over a second channel (or replayed) does nothing.
+        n.handle(t(20), Input::Signal { data: env.encode() });
+        assert_eq!(opened(&drain(&mut n)), 0);
+        assert_eq!(n.stats().duplicate_messages, 1);
+    }
+
+    #[test]
+    fn forged_stale_and_foreign_envelopes_are_not_obeyed() {
+        let mut n = webrtc_node(1);
+        let me = n.peer_id();
+        // Signed by 3, claiming to be from 2.
+        let mut forged = offer_from(&keys(3), me, 1, t(0), 2);
+        forged.from = keys(2).peer_id();
+        n.handle(t(0), Input::Signal { data: forged.encode() });
+        // Three minutes old.
+        let stale = offer_from(&keys(2), me, 2, t(0), 3);
+        n.handle(t(180_000), Input::Signal { data: stale.encode() });
+        n.handle(t(180_000), Input::Signal { data: vec![0xff; 300] });
+        assert_eq!(opened(&drain(&mut n)), 0);
+        assert_eq!(n.stats().bad_envelopes, 3);
+        // Addressed to 4 and arriving on a link: routed on, never opened here.
+        let mut n = webrtc_node(1);
+        let link = link_up(&mut n, &keys(2), t(0));
+        drain(&mut n);
+        let other = offer_from(&keys(2), keys(4).peer_id(), 3, t(0), 4);
+        n.handle(t(1), Input::Frame { link, data: wire::encode(&Message::Signal { envelope: other, hops: 3 }) });
+        let outs = drain(&mut n);
+        assert_eq!(opened(&outs), 0);
+        assert!(
+            !outs.iter().any(|o| matches!(o, Output::SendFrame { link: l, .. } if *l == link)),
+            "not back to its sender"
+        );
+    }
+
+    #[test]
+    fn an_offer_flood_is_refused_politely_past_the_pending_cap() {
+        let mut n = webrtc_node(1);
+        let me = n.peer_id();
+        let spammer = keys(9);
+        n.handle(t(0), Input::SignalPeer { peer: spammer.peer_id(), online: true });
+        drain(&mut n);
+        for session in 0..100u64 {
+            let env = offer_from(&spammer, me, session, t(0), session + 10);
+            n.handle(t(1), Input::Signal { data: env.encode() });
+        }
+        let outs = drain(&mut n);
+        assert_eq!(opened(&outs), 16, "at most 16 attempts at once");
+        let refusals = outs.iter().filter(|o| matches!(o, Output::SendSignal { .. })).count();
+        assert_eq!(refusals, 84, "every other offer gets a hangup envelope");
+        // Attempts the driver never completes are given up, freeing the slots.
+        n.handle_timeout(t(31_000));
+        let outs = drain(&mut n);
+        assert_eq!(outs.iter().filter(|o| matches!(o, Output::CloseLink { .. })).count(), 16);
+    }
+
+    #[test]
+    fn a_native_node_offers_only_to_peers_without_tcp() {
+        let mut n = webrtc_node(1);
+        n.handle(t(0), Input::SignalPeer { peer: keys(2).peer_id(), online: true });
+        n.handle_timeout(t(5_000));
+        assert!(
+            !drain(&mut n).iter().any(|o| matches!(o, Output::OpenRtc { .. })),
+            "unknown capabilities: wait for its offer"
+        );
+        // A neighbour says peer 3 is a browser (WebRTC, no TCP).
+        let link = link_up(&mut n, &keys(4), t(5_000));
+        let list = Message::PeerExchange {
+            peers: vec![wire::PeerInfo {
+                peer_id: keys(3).peer_id(),
+                name: "page".into(),
+                addrs: vec![],
+                capabilities: Capabilities(Capabilities::WEBRTC),
+            }],
+        };
+        n.handle(t(5_001), Input::Frame { link, data: wire::encode(&list) });
+        n.handle_timeout(t(8_000));
+        let outs = drain(&mut n);
+        let rtc = outs.iter().find_map(|o| match o {
+            Output::OpenRtc { link, peer, offer: None } if *peer == keys(3).peer_id() => Some(*link),
+            _ => None,
+        });
+        let rtc = rtc.expect("an offer to the browser");
+        // With no signaling channel to 3, the offer goes through the mesh.
+        n.handle(t(8_001), Input::RtcLocal { link: rtc, signal: RtcSignal::Offer { sdp: "o".into() } });
+        let outs = drain(&mut n);
+        let signal = outs.iter().find_map(|o| match o {
+            Output::SendFrame { link: l, data } if *l == link => wire::decode(data).ok(),
+            _ => None,
+        });
+        assert!(
+            matches!(signal, Some(wire::Decoded::Message(Message::Signal { envelope, .. })) if envelope.to == keys(3).peer_id())
+        );
+    }
+
+    #[test]
+    fn a_peer_that_leaves_signaling_is_probed_and_dropped_if_silent() {
+        let mut n = webrtc_node(1);
+        let (quiet, alive) = (keys(2), keys(3));
+        for k in [&quiet, &alive] {
+            n.handle(t(0), Input::SignalPeer { peer: k.peer_id(), online: true });
+        }
+        let quiet_link = link_up(&mut n, &quiet, t(0));
+        let alive_link = link_up(&mut n, &alive, t(0));
+        drain(&mut n);
+        for k in [&quiet, &alive] {
+            n.handle(t(1_000), Input::SignalPeer { peer: k.peer_id(), online: false });
+        }
+        let outs = drain(&mut n);
+        let pinged = |l: LinkId| outs.iter().any(|o| matches!(o, Output::SendFrame { link, .. } if *link == l));
+        assert!(pinged(quiet_link) && pinged(alive_link), "both are asked at once");
+        n.handle(t(1_500), Input::Frame { link: alive_link, data: wire::encode(&Message::Pong { nonce: 0 }) });
+        n.handle_timeout(t(7_000));
+        let outs = drain(&mut n);
+        assert!(closed(&outs, quiet_link), "silent for 5 s after its signaling dropped: closed");
+        assert!(!closed(&outs, alive_link), "it answered: kept");
+        assert_eq!(n.peers().len(), 1);
+    }
 }

@@ -15,8 +15,11 @@ mod storage;
 
 pub use storage::{describe, PartialFile, SimStorage};
 
+use crate::envelope::RtcSignal;
 use crate::identity::{Keypair, PeerId};
-use crate::interface::{Command, CommandError, CommandId, DatagramDest, Direction, Event, Input, LinkId, Output};
+use crate::interface::{
+    Command, CommandError, CommandId, DatagramDest, Direction, Event, Input, LinkId, LinkKind, Output,
+};
 use crate::time::Instant;
 use crate::{Config, Node};
 use core::time::Duration;
@@ -104,6 +107,11 @@ pub struct Sim {
     pub frames_delivered: u64,
     /// Datagrams delivered.
     pub datagrams_delivered: u64,
+    /// Signaling groups: every member reaches every other through a simulated signaling server
+    /// (the bootstrap server, or a native node's `/v1/signal` with its browsers).
+    signal_groups: Vec<Vec<NodeIdx>>,
+    /// Envelopes delivered over signaling groups.
+    pub envelopes_delivered: u64,
 }
 
 /// The TCP port every simulated node listens on.
@@ -126,6 +134,8 @@ impl Sim {
             log: blake3::Hasher::new(),
             frames_delivered: 0,
             datagrams_delivered: 0,
+            signal_groups: Vec::new(),
+            envelopes_delivered: 0,
         }
     }
 
@@ -136,9 +146,38 @@ impl Sim {
 
     /// Adds a node on LAN `segment`, started now. `config.tcp_port` is set by the simulator.
     pub fn add_node(&mut self, mut config: Config, segment: u32) -> NodeIdx {
+        config.tcp_port = Some(SIM_TCP_PORT);
+        self.add_host(config, segment)
+    }
+
+    /// Adds a browser node: no TCP listener, no LAN discovery, WebRTC links only. Its WebRTC
+    /// stack is simulated: descriptions name the simulated link, and a data channel opens one
+    /// round trip after the answer arrives, if the two hosts can reach each other.
+    pub fn add_browser(&mut self, mut config: Config) -> NodeIdx {
+        config.tcp_port = None;
+        config.lan_discovery = false;
+        config.webrtc = true;
+        // Browsers sit on no LAN segment of their own: segment u32::MAX hears no broadcasts.
+        self.add_host(config, u32::MAX)
+    }
+
+    /// Puts `members` in one signaling group (each learns the others are reachable now).
+    pub fn signal_group(&mut self, members: &[NodeIdx]) {
+        for &m in members {
+            for &other in members {
+                if m != other {
+                    let peer = self.nodes[other].node.peer_id();
+                    let now = self.now;
+                    self.input(now, m, Input::SignalPeer { peer, online: true });
+                }
+            }
+        }
+        self.signal_groups.push(members.to_vec());
+    }
+
+    fn add_host(&mut self, config: Config, segment: u32) -> NodeIdx {
         let idx = self.nodes.len();
         let keys = Keypair::generate(&mut self.rng);
-        config.tcp_port = Some(SIM_TCP_PORT);
         let octets = (idx as u32 + 1).to_be_bytes();
         let ip = IpAddr::V4(Ipv4Addr::new(10, octets[1], octets[2], octets[3]));
         let seed = self.rng.next_u64();
@@ -444,7 +483,60 @@ impl Sim {
                 self.input(now, idx, Input::DownloadFinalized { file, result });
             }
             Output::Event(event) => self.on_event(idx, event),
+            Output::SendSignal { to, data } => {
+                let Some(t) = self.index_of(&to) else { return };
+                let shared = self.signal_groups.iter().any(|g| g.contains(&idx) && g.contains(&t));
+                if shared && self.nodes[t].alive {
+                    // Through a server: two hops of latency, and partitions do not apply.
+                    let at = now + self.delay() * 2;
+                    self.envelopes_delivered += 1;
+                    self.input(at, t, Input::Signal { data });
+                }
+            }
+            Output::OpenRtc { link, peer, offer } => self.open_rtc(idx, link, peer, offer),
+            Output::RtcRemote { link, signal } => self.rtc_remote(idx, link, signal),
         }
+    }
+
+    /// The simulated WebRTC stack: an offer or answer is "sim <node> <link>".
+    fn open_rtc(&mut self, idx: NodeIdx, link: LinkId, peer: PeerId, offer: Option<String>) {
+        let now = self.now;
+        let me = format!("sim {idx} {}", link.0);
+        let signal = match offer {
+            None => RtcSignal::Offer { sdp: me },
+            Some(sdp) => match parse_sim_sdp(&sdp)
+                .filter(|(n, _)| self.nodes.get(*n).is_some_and(|h| h.node.peer_id() == peer))
+            {
+                Some(_) => RtcSignal::Answer { sdp: me },
+                None => return self.input(now, idx, Input::LinkFailed { link, reason: "bad description".into() }),
+            },
+        };
+        self.input(now, idx, Input::RtcLocal { link, signal });
+    }
+
+    /// The answer reached the offerer: the data channel opens at both ends if they can reach
+    /// each other (the simulated ICE), else the offerer's attempt fails.
+    fn rtc_remote(&mut self, idx: NodeIdx, link: LinkId, signal: RtcSignal) {
+        let now = self.now;
+        let RtcSignal::Answer { sdp } = signal else { return };
+        let Some((t, their_link)) = parse_sim_sdp(&sdp) else { return };
+        if t >= self.nodes.len() || !self.reachable(idx, t) {
+            let at = now + self.config.dial_timeout;
+            return self.input(at, idx, Input::LinkFailed { link, reason: "ICE failed".into() });
+        }
+        let their_link = LinkId(their_link);
+        self.pairs.insert((idx, link), (t, their_link));
+        self.pairs.insert((t, their_link), (idx, link));
+        let rtt = self.delay() * 2;
+        self.fifo.insert((idx, link), now + rtt);
+        self.fifo.insert((t, their_link), now + rtt);
+        let (my_id, their_id) = (self.nodes[idx].node.peer_id(), self.nodes[t].node.peer_id());
+        let (my_addr, their_addr) =
+            (SocketAddr::new(self.nodes[idx].ip, 50_000), SocketAddr::new(self.nodes[t].ip, 50_000));
+        let kind = LinkKind::WebRtc;
+        let up = |link, peer, direction, remote_addr| Input::LinkUp { link, peer, direction, remote_addr, kind };
+        self.input(now + rtt, idx, up(link, their_id, Direction::Outbound, their_addr));
+        self.input(now + rtt, t, up(their_link, my_id, Direction::Inbound, my_addr));
     }
 
     fn transmit(&mut self, idx: NodeIdx, dest: DatagramDest, data: Vec<u8>) {
@@ -485,4 +577,10 @@ impl Sim {
         }
         self.nodes[idx].events.push((now, event));
     }
+}
+
+/// Reads a simulated description: "sim <node> <link>".
+fn parse_sim_sdp(sdp: &str) -> Option<(NodeIdx, u64)> {
+    let mut parts = sdp.strip_prefix("sim ")?.split(' ');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }

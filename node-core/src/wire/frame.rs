@@ -29,6 +29,9 @@ pub enum FrameError {
         /// The cap in force.
         cap: usize,
     },
+    /// A piece of a fragmented frame (see [`super::fragment`]) is malformed.
+    #[error("malformed frame piece: {0}")]
+    Malformed(&'static str),
 }
 
 /// Appends `payload` as one frame to `out`.

@@ -79,6 +79,15 @@ impl Capabilities {
     pub const FILES: u64 = 1;
     /// Relays broadcasts (every full node does).
     pub const RELAY_BROADCAST: u64 = 2;
+    /// Accepts TCP links (a native node with a listener).
+    pub const TCP: u64 = 4;
+    /// Accepts and opens WebRTC data-channel links (browsers, and native nodes built with WebRTC).
+    pub const WEBRTC: u64 = 8;
+
+    /// Whether every bit of `bits` is set.
+    pub fn has(self, bits: u64) -> bool {
+        self.0 & bits == bits
+    }
 }
 
 /// The first message on every link, both ways.
@@ -107,8 +116,10 @@ pub struct PeerInfo {
     pub peer_id: PeerId,
     /// Display name as the describer knows it.
     pub name: String,
-    /// Where the describer saw it listening.
+    /// Where the describer saw it listening (empty for a browser).
     pub addrs: Vec<SocketAddr>,
+    /// What the peer said it supports in its `Hello`, so a browser is linked over WebRTC.
+    pub capabilities: Capabilities,
 }
 
 /// The signed part of a broadcast chat message.
@@ -248,11 +259,19 @@ pub enum Message {
         /// Human-readable why.
         reason: String,
     },
+    /// A signaling envelope on its way to `envelope.to`: mesh-routed signaling, so two nodes
+    /// with no link and no server can still set one up.
+    Signal {
+        /// The envelope, signed by its sender and sealed to its recipient.
+        envelope: crate::envelope::Envelope,
+        /// Remaining relays (not signed: relays decrement it).
+        hops: u8,
+    },
 }
 
 impl Message {
     /// How many kinds this version knows; kinds at or past it are a newer version's.
-    pub const KIND_COUNT: u32 = 15;
+    pub const KIND_COUNT: u32 = 16;
 
     /// Checks the peer-controlled sizes that the type system does not bound.
     pub fn validate(&self) -> Result<(), &'static str> {
@@ -277,6 +296,7 @@ impl Message {
             Message::Want { chunks, .. } => chunks.len() <= MAX_WANT,
             Message::Chunk { data, .. } => data.len() <= MAX_CHUNK_SIZE as usize,
             Message::TransferCancel { reason, .. } | Message::Goodbye { reason } => reason.len() <= 256,
+            Message::Signal { envelope, .. } => envelope.sealed.len() <= crate::envelope::MAX_ENVELOPE_LEN,
             Message::Ping { .. }
             | Message::Pong { .. }
             | Message::PeerRequest

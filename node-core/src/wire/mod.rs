@@ -5,6 +5,7 @@
 //! parse" (a broken or hostile peer: close the link). Trailing bytes after a known body are
 //! ignored, which lets a later version append fields.
 
+pub mod fragment;
 pub mod frame;
 mod message;
 

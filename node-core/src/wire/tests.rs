@@ -28,11 +28,8 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn peer_info() -> impl Strategy<Value = PeerInfo> {
-    (peer_id(), text(), proptest::collection::vec(addr(), 0..4)).prop_map(|(peer_id, name, addrs)| PeerInfo {
-        peer_id,
-        name,
-        addrs,
-    })
+    (peer_id(), text(), proptest::collection::vec(addr(), 0..4), any::<u64>())
+        .prop_map(|(peer_id, name, addrs, caps)| PeerInfo { peer_id, name, addrs, capabilities: Capabilities(caps) })
 }
 
 fn message() -> impl Strategy<Value = Message> {
@@ -96,6 +93,19 @@ fn message() -> impl Strategy<Value = Message> {
         tid.clone().prop_map(|transfer_id| Message::TransferComplete { transfer_id }),
         (tid, text()).prop_map(|(transfer_id, reason)| Message::TransferCancel { transfer_id, reason }),
         text().prop_map(|reason| Message::Goodbye { reason }),
+        (
+            peer_id(),
+            peer_id(),
+            any::<[u8; 16]>(),
+            any::<u64>(),
+            proptest::collection::vec(any::<u8>(), 0..128),
+            signature(),
+            any::<u8>()
+        )
+            .prop_map(|(from, to, nonce, unix_ms, sealed, signature, hops)| Message::Signal {
+                envelope: crate::envelope::Envelope { from, to, nonce, unix_ms, sealed, signature },
+                hops,
+            }),
     ]
 }
 
@@ -124,7 +134,16 @@ proptest! {
 #[test]
 fn the_kind_count_matches_the_enum() {
     // The last variant's kind must be KIND_COUNT - 1, or unknown-kind detection is off by some.
-    let last = encode(&Message::Goodbye { reason: String::new() });
+    let k = crate::identity::Keypair::from_secret([1; 32]);
+    let envelope = crate::envelope::Envelope {
+        from: k.peer_id(),
+        to: k.peer_id(),
+        nonce: [0; 16],
+        unix_ms: 0,
+        sealed: Vec::new(),
+        signature: k.sign(b"x"),
+    };
+    let last = encode(&Message::Signal { envelope, hops: 0 });
     assert_eq!(u32::from(last[0]), Message::KIND_COUNT - 1);
 }
 

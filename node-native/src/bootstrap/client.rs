@@ -58,6 +58,13 @@ impl From<AnswerError> for BootstrapError {
 #[derive(Deserialize)]
 struct Info {
     public_key: PeerId,
+    #[serde(default)]
+    stun: Option<StunInfo>,
+}
+
+#[derive(Deserialize)]
+struct StunInfo {
+    port: u16,
 }
 
 #[derive(Deserialize)]
@@ -100,6 +107,16 @@ impl BootstrapClient {
         let key = self.pins.check_or_pin(&self.base, info.public_key)?;
         *self.key.lock().unwrap_or_else(|e| e.into_inner()) = Some(key);
         Ok(key)
+    }
+
+    /// The server's STUN responder as an ICE server URL (`stun:host:port`), if it runs one.
+    pub async fn stun_url(&self) -> Result<Option<String>, BootstrapError> {
+        let info: Info = self.get("/v1/info").await?;
+        let host = reqwest::Url::parse(&self.base).ok().and_then(|u| u.host_str().map(str::to_owned));
+        Ok(match (info.stun, host) {
+            (Some(stun), Some(host)) => Some(format!("stun:{host}:{}", stun.port)),
+            _ => None,
+        })
     }
 
     async fn answer<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, BootstrapError> {

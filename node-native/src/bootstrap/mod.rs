@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod pins;
+pub(crate) mod signal;
 
 pub use client::{BootstrapClient, BootstrapError};
 

@@ -1,0 +1,120 @@
+//! Envelopes in the node: sealing ours, opening those addressed to us, and routing the others —
+//! over a link to the recipient, else a driver channel that reaches it, else the mesh (flooded with
+//! a hop limit and deduplicated, like direct messages).
+
+use super::Node;
+use crate::envelope::{Envelope, SignalBody};
+use crate::identity::PeerId;
+use crate::interface::{LinkId, Output};
+use crate::time::Instant;
+use crate::wire::Message;
+use rand_core::RngCore;
+
+impl Node {
+    /// Seals `body` to `to` and sends it the best way there is.
+    pub(super) fn send_envelope(&mut self, to: PeerId, body: &SignalBody) {
+        let now = self.now;
+        match Envelope::seal(&self.keys, to, now, body, &mut self.rng) {
+            Ok(env) => {
+                self.seen_envelopes.insert((env.from, env.nonce));
+                let hops = self.config.max_hops;
+                self.route_envelope(env, hops, None);
+            }
+            // Only an oversized description or an unusable recipient key gets here; the link
+            // attempt then times out like any unanswered one.
+            Err(_) => self.stats.unsendable_envelopes += 1,
+        }
+    }
+
+    /// Sends an envelope on towards its recipient.
+    fn route_envelope(&mut self, envelope: Envelope, hops: u8, arrived_on: Option<LinkId>) {
+        let to = envelope.to;
+        if let Some(link) = self.peers.link_of(&to) {
+            return self.send(link, &Message::Signal { envelope, hops });
+        }
+        if self.peers.get(&to).is_some_and(|p| p.signal) {
+            self.outputs.push_back(Output::SendSignal { to, data: envelope.encode() });
+            return;
+        }
+        if hops == 0 || !self.has_room() {
+            return;
+        }
+        self.flood(&Message::Signal { envelope, hops: hops - 1 }, arrived_on);
+    }
+
+    /// An envelope from a driver channel (a server websocket, a browser on our `/v1/signal`).
+    pub(super) fn handle_signal_input(&mut self, now: Instant, data: &[u8]) {
+        match Envelope::decode(data) {
+            Ok(env) => {
+                let hops = self.config.max_hops;
+                self.accept_envelope(now, env, hops, None)
+            }
+            Err(_) => self.stats.bad_envelopes += 1,
+        }
+    }
+
+    /// An envelope that came over a link.
+    pub(super) fn handle_signal_message(&mut self, now: Instant, link: LinkId, envelope: Envelope, hops: u8) {
+        self.accept_envelope(now, envelope, hops, Some(link));
+    }
+
+    /// Verifies an envelope before anything else (a forged one must not even take a slot in the
+    /// duplicate cache), then opens it if it is ours or routes it on.
+    fn accept_envelope(&mut self, now: Instant, envelope: Envelope, hops: u8, arrived_on: Option<LinkId>) {
+        if envelope.verify(now).is_err() {
+            self.stats.bad_envelopes += 1;
+            return;
+        }
+        if !self.seen_envelopes.insert((envelope.from, envelope.nonce)) {
+            self.stats.duplicate_messages += 1;
+            return;
+        }
+        if envelope.to != self.me {
+            return self.route_envelope(envelope, hops, arrived_on);
+        }
+        match envelope.open(&self.keys, now) {
+            Ok(body) => self.handle_signal_body(now, envelope.from, body),
+            Err(_) => self.stats.bad_envelopes += 1,
+        }
+    }
+
+    fn handle_signal_body(&mut self, now: Instant, from: PeerId, body: SignalBody) {
+        match body {
+            SignalBody::Rtc { session, signal } => self.handle_rtc_signal(now, from, session, signal),
+        }
+    }
+
+    /// A driver channel now reaches `peer`, or no longer does.
+    pub(super) fn handle_signal_peer(&mut self, now: Instant, peer: PeerId, online: bool) {
+        if peer == self.me {
+            return;
+        }
+        if online {
+            let new = self.peers.observe(peer, "", None, super::peers::Source::Discovery, now);
+            let delay = self.rtc_dial_delay(&peer);
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.signal = true;
+                if new {
+                    p.next_dial = now + delay;
+                }
+            }
+            self.dial_candidates(now);
+        } else if let Some(p) = self.peers.get_mut(&peer) {
+            p.signal = false;
+            // A peer that left the signaling server may have closed its tab: ask it right away
+            // rather than wait out the full liveness timeout (a live peer simply answers).
+            if let Some(link) = p.link {
+                self.probe(now, link);
+            }
+        }
+    }
+
+    fn probe(&mut self, now: Instant, link: LinkId) {
+        let nonce = self.rng.next_u64();
+        let Some(l) = self.links.get_mut(&link) else { return };
+        l.probe = Some(now);
+        l.ping = Some((nonce, now));
+        l.last_ping = now;
+        self.send(link, &Message::Ping { nonce });
+    }
+}

@@ -1,0 +1,116 @@
+//! Frames over message transports (WebRTC data channels): a frame may exceed what one message
+//! carries, so it is cut into pieces, each prefixed by one flag byte — [`MORE`] or [`LAST`].
+//!
+//! 64 KiB pieces cross every data-channel implementation (the `webrtc` crate's default maximum
+//! message size is 64 KiB; browsers take 256 KiB), and the reassembler refuses to hold more than
+//! the frame cap, checked before growing its buffer.
+
+use super::frame::FrameError;
+
+/// Flag of a piece followed by more pieces of the same frame.
+pub const MORE: u8 = 1;
+/// Flag of a frame's last (or only) piece.
+pub const LAST: u8 = 0;
+/// Largest piece on the wire, flag byte included.
+pub const MAX_PIECE: usize = 64 * 1024;
+
+/// Cuts `frame` into data-channel messages. An empty frame is one message (just the flag).
+pub fn split(frame: &[u8]) -> Vec<Vec<u8>> {
+    let step = MAX_PIECE - 1;
+    if frame.is_empty() {
+        return vec![vec![LAST]];
+    }
+    let mut out = Vec::with_capacity(frame.len().div_ceil(step));
+    let mut chunks = frame.chunks(step).peekable();
+    while let Some(chunk) = chunks.next() {
+        let mut piece = Vec::with_capacity(chunk.len() + 1);
+        piece.push(if chunks.peek().is_some() { MORE } else { LAST });
+        piece.extend_from_slice(chunk);
+        out.push(piece);
+    }
+    out
+}
+
+/// Joins pieces back into frames, for one link.
+#[derive(Debug)]
+pub struct Reassembler {
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+impl Reassembler {
+    /// Accepts frames of at most `cap` bytes.
+    pub fn new(cap: usize) -> Self {
+        Reassembler { buf: Vec::new(), cap }
+    }
+
+    /// Takes one message; returns a whole frame when `piece` was its last. An empty message, an
+    /// unknown flag, an oversized piece or a frame past the cap is an error (close the link).
+    pub fn push(&mut self, piece: &[u8]) -> Result<Option<Vec<u8>>, FrameError> {
+        let (&flag, body) = piece.split_first().ok_or(FrameError::Malformed("empty data-channel message"))?;
+        if piece.len() > MAX_PIECE {
+            return Err(FrameError::Malformed("data-channel message over 64 KiB"));
+        }
+        if self.buf.len() + body.len() > self.cap {
+            return Err(FrameError::TooLarge { len: (self.buf.len() + body.len()) as u64, cap: self.cap });
+        }
+        match flag {
+            MORE => {
+                self.buf.extend_from_slice(body);
+                Ok(None)
+            }
+            LAST => {
+                let mut frame = std::mem::take(&mut self.buf);
+                frame.extend_from_slice(body);
+                Ok(Some(frame))
+            }
+            _ => Err(FrameError::Malformed("unknown piece flag")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn big_frames_round_trip_and_the_cap_holds() {
+        let frame: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let pieces = split(&frame);
+        assert_eq!(pieces.len(), 4);
+        assert!(pieces.iter().all(|p| p.len() <= MAX_PIECE));
+        let mut r = Reassembler::new(1 << 20);
+        let mut got = None;
+        for p in &pieces {
+            got = r.push(p).unwrap();
+        }
+        assert_eq!(got.unwrap(), frame);
+        let mut small = Reassembler::new(100_000);
+        assert!(small.push(&pieces[0]).unwrap().is_none());
+        assert!(matches!(small.push(&pieces[1]), Err(FrameError::TooLarge { .. })));
+        assert!(Reassembler::new(10).push(&[]).is_err());
+        assert!(Reassembler::new(10).push(&[7, 1]).is_err());
+        assert_eq!(Reassembler::new(10).push(&split(&[])[0]).unwrap(), Some(vec![]));
+    }
+
+    proptest! {
+        #[test]
+        fn any_frame_round_trips(frame in proptest::collection::vec(any::<u8>(), 0..150_000)) {
+            let mut r = Reassembler::new(1 << 20);
+            let mut out = Vec::new();
+            for p in split(&frame) {
+                out.extend(r.push(&p).unwrap());
+            }
+            prop_assert_eq!(out, vec![frame]);
+        }
+
+        #[test]
+        fn any_pieces_never_panic(pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20)) {
+            let mut r = Reassembler::new(1000);
+            for p in pieces {
+                let _ = r.push(&p);
+            }
+        }
+    }
+}

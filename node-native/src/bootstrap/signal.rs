@@ -1,0 +1,158 @@
+//! The node's session on the bootstrap server's `/v1/signal`: log in with the node's key (after
+//! checking the server's key against the pin), tell the core who is online there, pass envelopes
+//! both ways, and reconnect with backoff when the socket drops.
+
+use super::Bootstrap;
+use crate::actor::ToActor;
+use crate::signal_router::SignalRouter;
+use futures_util::{SinkExt, StreamExt};
+use node_core::signal::{login_bytes, ClientMsg, ServerMsg, SignalError};
+use node_core::{Input, PeerId};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Longest the connect, challenge and welcome may take.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Keepalive ping interval (proxies drop idle websockets).
+const PING_INTERVAL: Duration = Duration::from_secs(25);
+/// Envelopes queued for the server before new ones are dropped.
+const OUT_QUEUE: usize = 256;
+
+/// `http(s)://host` → `ws(s)://host/v1/signal`.
+pub fn signal_url(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let ws = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_owned()
+    };
+    format!("{ws}/v1/signal")
+}
+
+/// Runs sessions until the node stops.
+pub(crate) async fn signal_loop(
+    bs: Arc<Bootstrap>,
+    mesh: String,
+    router: Arc<SignalRouter>,
+    to_actor: mpsc::Sender<ToActor>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    while !to_actor.is_closed() {
+        let mut online = HashSet::new();
+        match session(&bs, &mesh, &router, &to_actor, &mut online).await {
+            Ok(()) => backoff = Duration::from_secs(1),
+            Err(e) => tracing::debug!("signaling session with {} ended: {e}", bs.client.url()),
+        }
+        router.set_server(None);
+        for peer in online {
+            let _ = to_actor.send(ToActor::Input(Input::SignalPeer { peer, online: false })).await;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn session(
+    bs: &Bootstrap,
+    mesh: &str,
+    router: &SignalRouter,
+    to_actor: &mpsc::Sender<ToActor>,
+    online: &mut HashSet<PeerId>,
+) -> Result<(), String> {
+    let url = signal_url(bs.client.url());
+    let login = async {
+        let (ws, _) = tokio_tungstenite::connect_async(&url).await.map_err(|e| format!("connect {url}: {e}"))?;
+        let (mut sink, mut stream) = ws.split();
+        let Some(ServerMsg::Challenge { server_key, nonce }) = next_msg(&mut stream).await? else {
+            return Err("no challenge".to_owned());
+        };
+        let pinned = bs.client.server_key().await.map_err(|e| e.to_string())?;
+        if server_key != pinned {
+            return Err(format!("the signaling server presents key {server_key}, not the pinned {pinned}"));
+        }
+        let me = bs.keys.peer_id();
+        let signature = bs.keys.sign(&login_bytes(&server_key, &nonce, &me, mesh));
+        let msg = ClientMsg::Login { peer_id: me, mesh_id: mesh.to_owned(), signature };
+        sink.send(text(&msg)).await.map_err(|e| e.to_string())?;
+        match next_msg(&mut stream).await? {
+            Some(ServerMsg::Welcome { peers }) => Ok((sink, stream, peers)),
+            other => Err(format!("login refused: {other:?}")),
+        }
+    };
+    let (mut sink, mut stream, peers) =
+        tokio::time::timeout(LOGIN_TIMEOUT, login).await.map_err(|_| "login timed out".to_owned())??;
+    let (tx, mut rx) = mpsc::channel(OUT_QUEUE);
+    router.set_server(Some(tx));
+    for peer in peers {
+        set_online(router, to_actor, online, peer, true).await;
+    }
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    loop {
+        tokio::select! {
+            Some(msg) = rx.recv() => sink.send(text(&msg)).await.map_err(|e| e.to_string())?,
+            _ = ping.tick() => sink.send(Message::Ping(Vec::new().into())).await.map_err(|e| e.to_string())?,
+            msg = next_msg(&mut stream) => match msg? {
+                None => {}
+                Some(ServerMsg::PeerJoined { peer_id }) => set_online(router, to_actor, online, peer_id, true).await,
+                Some(ServerMsg::PeerLeft { peer_id }) => set_online(router, to_actor, online, peer_id, false).await,
+                Some(ServerMsg::Envelope { payload, .. }) => {
+                    let delivered = to_actor.send(ToActor::Input(Input::Signal { data: payload })).await;
+                    delivered.map_err(|_| "node stopped".to_owned())?;
+                }
+                Some(ServerMsg::Error { code: SignalError::Replaced, message }) => return Err(message),
+                Some(ServerMsg::Error { code, message }) => tracing::debug!("signaling server: {code:?}: {message}"),
+                Some(other) => tracing::debug!("unexpected from the signaling server: {other:?}"),
+            },
+        }
+    }
+}
+
+async fn set_online(
+    router: &SignalRouter,
+    to_actor: &mpsc::Sender<ToActor>,
+    online: &mut HashSet<PeerId>,
+    peer: PeerId,
+    up: bool,
+) {
+    router.server_peer(peer, up);
+    let changed = if up { online.insert(peer) } else { online.remove(&peer) };
+    if changed {
+        let _ = to_actor.send(ToActor::Input(Input::SignalPeer { peer, online: up })).await;
+    }
+}
+
+fn text(msg: &ClientMsg) -> Message {
+    Message::Text(serde_json::to_string(msg).unwrap_or_default().into())
+}
+
+/// The next protocol message: `Ok(None)` for control frames, `Err` when the socket ends.
+async fn next_msg<S>(stream: &mut S) -> Result<Option<ServerMsg>, String>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    match stream.next().await {
+        Some(Ok(Message::Text(t))) => {
+            serde_json::from_str(&t).map(Some).map_err(|e| format!("bad message from the server: {e}"))
+        }
+        Some(Ok(Message::Close(frame))) => Err(format!("closed by the server: {frame:?}")),
+        Some(Ok(_)) => Ok(None),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("connection ended".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signal_url;
+
+    #[test]
+    fn signal_urls_follow_the_scheme() {
+        assert_eq!(signal_url("http://127.0.0.1:8080"), "ws://127.0.0.1:8080/v1/signal");
+        assert_eq!(signal_url("https://mesh.example/"), "wss://mesh.example/v1/signal");
+    }
+}
