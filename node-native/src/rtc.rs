@@ -115,6 +115,22 @@ pub fn spawn_attempt(
     RtcAttempt { remote: remote_tx, task, direction }
 }
 
+/// Owns a peer connection and closes it when dropped: the crate's background driver (and its
+/// UDP sockets) stops only on `close()`, so every path — failure, timeout, abort, link end —
+/// must go through this.
+struct Closing(Arc<dyn PeerConnection>);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        let pc = self.0.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = pc.close().await;
+            });
+        }
+    }
+}
+
 /// Peer-connection events the negotiation waits for.
 struct Events {
     gathered: Arc<Notify>,
@@ -169,7 +185,8 @@ async fn negotiate(
         .build()
         .await
         .map_err(err("cannot create a peer connection"))?;
-    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+    let guard = Closing(Arc::new(pc));
+    let pc = guard.0.clone();
     let offering = offer.is_none();
     // The offerer makes the channel; the answerer gets it from `on_data_channel`.
     let mut dc: Option<Arc<dyn DataChannel>> = None;
@@ -207,7 +224,8 @@ async fn negotiate(
         }
     }
     let dc = dc.ok_or("no data channel")?;
-    let tasks = spawn_link_tasks(link, pc, dc, settings.frame_cap, to_actor);
+    drop(pc);
+    let tasks = spawn_link_tasks(link, guard, dc, settings.frame_cap, to_actor);
     Ok(RtcUp { link, peer, tasks })
 }
 
@@ -250,7 +268,7 @@ fn candidate_init(c: IceCandidate) -> RTCIceCandidateInit {
 /// the link: aborting the reader drops it, which closes it.
 fn spawn_link_tasks(
     link: LinkId,
-    pc: Arc<dyn PeerConnection>,
+    pc: Closing,
     dc: Arc<dyn DataChannel>,
     frame_cap: usize,
     to_actor: mpsc::Sender<ToActor>,

@@ -126,13 +126,16 @@ impl WasmNode {
     /// `RTCConfiguration.iceServers` for the links it sets up. Reconnects by itself when dropped.
     #[wasm_bindgen(js_name = connectSignal)]
     pub fn connect_signal(&self, url: String, ice_servers: JsValue) {
-        {
+        let gone = {
             let mut i = self.inner.borrow_mut();
-            if let Some(mut old) = i.signaling.take() {
-                old.close();
-            }
+            let gone = i.signaling.take().map(|mut old| old.close()).unwrap_or_default();
             i.signaling = Some(signaling::Signaling::new(url));
             i.ice_servers = ice_servers;
+            gone
+        };
+        let weak = Rc::downgrade(&self.inner);
+        for peer in gone {
+            feed(&weak, Input::SignalPeer { peer, online: false });
         }
         signaling::connect(&self.inner);
     }
@@ -163,6 +166,7 @@ impl WasmNode {
         }
         let mut inner = self.inner.borrow_mut();
         inner.stopped = true;
+        inner.tick = None;
         if let Some(mut sig) = inner.signaling.take() {
             sig.close();
         }
@@ -190,6 +194,12 @@ pub(crate) fn feed(weak: &Weak<RefCell<Inner>>, input: Input) {
         let mut i = inner.borrow_mut();
         if i.stopped {
             return;
+        }
+        if let Input::LinkClosed { link, .. } | Input::LinkFailed { link, .. } = &input {
+            // The core sends no CloseLink for a link that ended by itself: release it here.
+            // (wasm-bindgen defers freeing a handler that is running, so this is safe from
+            // inside the link's own callbacks.)
+            i.links.remove(link);
         }
         i.node.handle(now(), input);
     }
@@ -277,6 +287,9 @@ fn arm(inner: &Rc<RefCell<Inner>>, next: Option<Instant>) {
     let mut i = inner.borrow_mut();
     if let Some(id) = i.timer.take() {
         window.clear_timeout_with_handle(id);
+    }
+    if i.stopped {
+        return; // a page callback stopped the node while its events were being delivered
     }
     let (Some(next), Some(tick)) = (next, i.tick.clone()) else { return };
     let delay = next.as_micros().saturating_sub(now().as_micros()) / 1000;

@@ -161,8 +161,10 @@ pub fn open(
                 let Ok(ev) = ev.dyn_into::<RtcDataChannelEvent>() else { return };
                 let Some(inner) = w.upgrade() else { return };
                 let mut i = inner.borrow_mut();
-                if let Some(l) = i.links.get_mut(&link) {
-                    attach_channel(&w, l, ev.channel(), link, peer, direction);
+                match i.links.get_mut(&link) {
+                    // One channel per link: a second one from the peer is refused.
+                    Some(l) if l.dc.is_none() => attach_channel(&w, l, ev.channel(), link, peer, direction),
+                    _ => ev.channel().close(),
                 }
             });
             pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));

@@ -14,6 +14,8 @@ use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
+/// Most peers remembered as reachable through the socket.
+const MAX_ONLINE: usize = 4096;
 /// Longest wait between reconnects.
 const MAX_BACKOFF_MS: i32 = 30_000;
 
@@ -26,7 +28,8 @@ pub struct Signaling {
     online: BTreeSet<PeerId>,
     backoff_ms: i32,
     handlers: Vec<Closure<dyn FnMut(JsValue)>>,
-    reconnect: Option<Closure<dyn FnMut()>>,
+    /// The pending reconnect: its timer id and the closure it calls (cleared before freeing).
+    reconnect: Option<(i32, Closure<dyn FnMut()>)>,
 }
 
 impl Signaling {
@@ -54,13 +57,18 @@ impl Signaling {
         }
     }
 
-    /// Closes the socket for good (the node stops).
-    pub fn close(&mut self) {
+    /// Closes the socket for good (the node stops, or another socket replaces it); returns
+    /// the peers it reached, which the core must now count as unreachable.
+    pub fn close(&mut self) -> BTreeSet<PeerId> {
         if let Some(ws) = self.ws.take() {
             detach(&ws);
             let _ = ws.close();
         }
+        if let (Some((id, _)), Some(w)) = (self.reconnect.take(), web_sys::window()) {
+            w.clear_timeout_with_handle(id);
+        }
         self.handlers.clear();
+        std::mem::take(&mut self.online)
     }
 }
 
@@ -155,6 +163,9 @@ fn set_online(weak: &Weak<RefCell<Inner>>, peer: PeerId, online: bool) {
     {
         let mut i = inner.borrow_mut();
         let Some(sig) = i.signaling.as_mut() else { return };
+        if online && sig.online.len() >= MAX_ONLINE {
+            return; // a server listing more than this is not telling us anything useful
+        }
         let changed = if online { sig.online.insert(peer) } else { sig.online.remove(&peer) };
         if !changed {
             return;
@@ -191,11 +202,11 @@ fn on_lost(weak: &Weak<RefCell<Inner>>, reason: String) {
             connect(&inner);
         }
     });
-    if let Some(window) = web_sys::window() {
-        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(retry.as_ref().unchecked_ref(), delay);
-    }
+    // A page callback may have stopped the node during `emit`: then there is nothing to retry.
     let mut i = inner.borrow_mut();
-    if let Some(sig) = i.signaling.as_mut() {
-        sig.reconnect = Some(retry);
+    let (Some(sig), Some(window)) = (i.signaling.as_mut(), web_sys::window()) else { return };
+    if let Ok(id) = window.set_timeout_with_callback_and_timeout_and_arguments_0(retry.as_ref().unchecked_ref(), delay)
+    {
+        sig.reconnect = Some((id, retry));
     }
 }

@@ -60,6 +60,8 @@ pub(super) struct Link {
     pub pex_allowance: u8,
     /// The WebRTC negotiation this link belongs to (the offerer's session number).
     pub rtc_session: Option<u64>,
+    /// Remote candidates applied to this attempt so far.
+    pub rtc_candidates: u16,
     /// When we pinged the peer because its signaling channel dropped (a closed tab, often):
     /// silence for [`PROBE_TIMEOUT`] after that closes the link without waiting for `stale_after`.
     pub probe: Option<Instant>,
@@ -89,6 +91,7 @@ impl Link {
             last_pex_answer: None,
             pex_allowance: 1,
             rtc_session: None,
+            rtc_candidates: 0,
             probe: None,
         }
     }

@@ -18,6 +18,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 /// Most WebRTC links being negotiated at once (offers we made plus offers we answer): each costs
 /// the driver a peer connection, so a flood of offers is refused politely past this.
 const MAX_PENDING_RTC: usize = 16;
+/// Most remote candidates applied per attempt: each makes the driver send connectivity checks to
+/// an address the peer chose, so an endless list would turn us into a reflector.
+const MAX_REMOTE_CANDIDATES: u16 = 32;
 /// The higher id waits this long before offering, so the lower id's offer usually wins.
 const HIGHER_ID_OFFER_DELAY: Duration = Duration::from_millis(1500);
 /// The address a WebRTC link has until the driver reports the remote candidate.
@@ -112,12 +115,25 @@ impl Node {
                 self.links.insert(link, l);
                 self.outputs.push_back(Output::OpenRtc { link, peer: from, offer: Some(sdp) });
             }
-            RtcSignal::Answer { .. } | RtcSignal::Candidate(_) => match existing {
-                Some(link) => self.outputs.push_back(Output::RtcRemote { link, signal }),
-                None => self.stats.unmatched_signals += 1,
-            },
+            RtcSignal::Answer { .. } | RtcSignal::Candidate(_) => {
+                let Some(link) = existing else {
+                    self.stats.unmatched_signals += 1;
+                    return;
+                };
+                if matches!(signal, RtcSignal::Candidate(_)) {
+                    let Some(l) = self.links.get_mut(&link) else { return };
+                    if l.rtc_candidates >= MAX_REMOTE_CANDIDATES {
+                        self.stats.unmatched_signals += 1;
+                        return;
+                    }
+                    l.rtc_candidates += 1;
+                }
+                self.outputs.push_back(Output::RtcRemote { link, signal });
+            }
             RtcSignal::Hangup { reason } => {
-                if let Some(link) = existing {
+                // Only an attempt still negotiating can be refused; an open link ends with Goodbye.
+                let negotiating = |l: &Link| matches!(l.state, LinkState::Dialing);
+                if let Some(link) = existing.filter(|id| self.links.get(id).is_some_and(negotiating)) {
                     self.emit(Event::LinkRefused { peer: from, reason: reason.clone() });
                     self.close_link(link, &format!("refused: {reason}"), Some(now));
                 }

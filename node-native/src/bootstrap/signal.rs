@@ -18,6 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keepalive ping interval (proxies drop idle websockets).
 const PING_INTERVAL: Duration = Duration::from_secs(25);
+/// Most peers remembered as online at the server.
+const MAX_ONLINE: usize = 4096;
 /// Envelopes queued for the server before new ones are dropped.
 const OUT_QUEUE: usize = 256;
 
@@ -44,9 +46,8 @@ pub(crate) async fn signal_loop(
     let mut backoff = Duration::from_secs(1);
     while !to_actor.is_closed() {
         let mut online = HashSet::new();
-        match session(&bs, &mesh, &router, &to_actor, &mut online).await {
-            Ok(()) => backoff = Duration::from_secs(1),
-            Err(e) => tracing::debug!("signaling session with {} ended: {e}", bs.client.url()),
+        if let Err(e) = session(&bs, &mesh, &router, &to_actor, &mut online, &mut backoff).await {
+            tracing::debug!("signaling session with {} ended: {e}", bs.client.url());
         }
         router.set_server(None);
         for peer in online {
@@ -63,6 +64,7 @@ async fn session(
     router: &SignalRouter,
     to_actor: &mpsc::Sender<ToActor>,
     online: &mut HashSet<PeerId>,
+    backoff: &mut Duration,
 ) -> Result<(), String> {
     let url = signal_url(bs.client.url());
     let login = async {
@@ -86,6 +88,7 @@ async fn session(
     };
     let (mut sink, mut stream, peers) =
         tokio::time::timeout(LOGIN_TIMEOUT, login).await.map_err(|_| "login timed out".to_owned())??;
+    *backoff = Duration::from_secs(1);
     let (tx, mut rx) = mpsc::channel(OUT_QUEUE);
     router.set_server(Some(tx));
     for peer in peers {
@@ -119,6 +122,9 @@ async fn set_online(
     peer: PeerId,
     up: bool,
 ) {
+    if up && online.len() >= MAX_ONLINE {
+        return; // a server listing more than this is not telling us anything useful
+    }
     router.server_peer(peer, up);
     let changed = if up { online.insert(peer) } else { online.remove(&peer) };
     if changed {
