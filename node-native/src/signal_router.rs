@@ -1,20 +1,16 @@
-//! Where an envelope for a given PeerId can go outside the mesh: a browser connected to this
-//! node's own `/v1/signal` (registered by the node's HTTP server), or the bootstrap server's
-//! `/v1/signal` session. Shared by the actor (which sends) and the signaling tasks (which keep it
-//! current).
+//! Where an envelope for a given PeerId can go outside the mesh: today the bootstrap server's
+//! `/v1/signal` session (browsers on the node's own `/v1/signal` join it with `weft run --http`).
+//! Shared by the actor (which sends) and the signaling task (which keeps it current).
 
-use node_core::envelope::Envelope;
-use node_core::signal::{ClientMsg, ServerMsg};
+use node_core::signal::ClientMsg;
 use node_core::PeerId;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 use tokio::sync::mpsc;
 
-/// The routes, each behind its own lock (held only to look up or update, never across an await).
+/// The routes, behind a lock held only to look up or update, never across an await.
 #[derive(Default)]
 pub struct SignalRouter {
-    /// Browsers on this node's `/v1/signal`, each with its socket's outgoing queue.
-    local: Mutex<HashMap<PeerId, mpsc::Sender<ServerMsg>>>,
     /// The bootstrap server session: its outgoing queue and who is online there.
     server: Mutex<Option<(mpsc::Sender<ClientMsg>, HashSet<PeerId>)>>,
 }
@@ -29,15 +25,8 @@ pub enum RouteError {
 }
 
 impl SignalRouter {
-    /// Hands `envelope` (encoded) to a channel that reaches `to`: a local browser first, then the
-    /// server. Never waits.
+    /// Hands `envelope` (encoded) to a channel that reaches `to`. Never waits.
     pub fn send(&self, to: PeerId, envelope: Vec<u8>) -> Result<(), RouteError> {
-        let local = self.local.lock().unwrap_or_else(|e| e.into_inner()).get(&to).cloned();
-        if let Some(tx) = local {
-            // The browser's driver reads `from` out of the signed envelope; this field is a hint.
-            let from = Envelope::decode(&envelope).map(|e| e.from).unwrap_or(to);
-            return tx.try_send(ServerMsg::Envelope { from, payload: envelope }).map_err(|_| RouteError::Busy);
-        }
         let server = self.server.lock().unwrap_or_else(|e| e.into_inner());
         match &*server {
             Some((tx, online)) if online.contains(&to) => {
