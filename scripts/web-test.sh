@@ -19,5 +19,6 @@ if [ ! -d web/tests/node_modules/playwright-core ]; then
     say "installing playwright-core (npm; the browser is Debian's chromium, never downloaded)"
     (cd web/tests && npm install --no-package-lock --no-audit --no-fund --silent)
 fi
-node web/tests/page.test.mjs "$server"
-node web/tests/mesh.test.mjs "$server" "$weft"
+# A hung test must fail, not eat the CI budget: each file gets a hard limit.
+timeout --kill-after=10 300 node web/tests/page.test.mjs "$server"
+timeout --kill-after=10 600 node web/tests/mesh.test.mjs "$server" "$weft"

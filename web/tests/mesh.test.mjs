@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
-import { profile, spawnJson, startServer, test, waitFor } from './support.mjs';
+import { profile, runCleanup, spawnJson, startServer, test, waitFor } from './support.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const webDir = resolve(here, '..');
@@ -122,12 +122,6 @@ try {
   assert.deepEqual(one.errors, [], 'no script errors in page one');
   console.log('all mesh tests passed');
 } finally {
-  for (const c of cleanup.reverse()) {
-    try {
-      await c();
-    } catch {
-      // already gone
-    }
-  }
+  await runCleanup(cleanup);
   rmSync(temp, { recursive: true, force: true });
 }

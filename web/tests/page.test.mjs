@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
-import { startServer, profile as openProfile, test } from './support.mjs';
+import { runCleanup, startServer, profile as openProfile, test } from './support.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const webDir = resolve(here, '..');
@@ -84,6 +84,6 @@ try {
   await a.context.close();
   console.log('all page tests passed');
 } finally {
-  server?.kill();
+  await runCleanup([() => server?.kill()]);
   rmSync(temp, { recursive: true, force: true });
 }

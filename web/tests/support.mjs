@@ -54,8 +54,20 @@ export function spawnJson(bin, args, { stdin = 'ignore' } = {}) {
     send(obj) {
       proc.stdin.write(JSON.stringify(obj) + '\n');
     },
-    kill() {
-      if (!exited) proc.kill('SIGTERM');
+    /**
+     * SIGTERM, then up to 5 s for the process to exit; a process that ignores it is SIGKILLed
+     * and reported as an error, because a node that cannot be stopped is a bug.
+     */
+    async kill() {
+      if (exited) return;
+      const gone = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      const inTime = await Promise.race([gone.then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))]);
+      if (!inTime) {
+        proc.kill('SIGKILL');
+        await gone;
+        throw new Error(`${bin} did not exit within 5 s of SIGTERM`);
+      }
     },
   };
 }
@@ -86,4 +98,19 @@ export async function test(name, body) {
   const started = Date.now();
   await body();
   console.log(`ok - ${name} (${Date.now() - started} ms)`);
+}
+
+/**
+ * Runs the cleanup steps in reverse order. Every step runs even if one fails; failures are
+ * printed and make the process exit non-zero (a leaked or unstoppable process must not pass).
+ */
+export async function runCleanup(steps) {
+  for (const step of steps.reverse()) {
+    try {
+      await step();
+    } catch (e) {
+      console.error(`cleanup failed: ${e.message}`);
+      process.exitCode = 1;
+    }
+  }
 }

@@ -7,7 +7,6 @@ use super::ui::Ui;
 use anyhow::Context;
 use serde_json::json;
 use std::path::PathBuf;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{broadcast, mpsc};
 use weft_native::{start, NodeConfig, NodeEvent, NodeHandle};
 
@@ -117,16 +116,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         connect(&node, &mut out, name).await;
     }
 
-    let (lines_tx, mut lines) = mpsc::channel::<String>(64);
-    tokio::spawn(async move {
-        let mut stdin = BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(line)) = stdin.next_line().await {
-            if lines_tx.send(line).await.is_err() {
-                return;
-            }
-        }
-        // Stdin closed: keep running until a signal (so `weft < /dev/null &` works).
-    });
+    let mut lines = stdin_lines();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
@@ -155,6 +145,27 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     node.shutdown().await;
     Ok(())
+}
+
+/// Lines typed on stdin, read by a plain thread of its own. Tokio's stdin reads on its blocking
+/// pool, and the runtime waits for that pool on exit: a parent that keeps our stdin open (a test
+/// harness, a supervisor) would keep a terminated `weft` alive forever. A detached thread dies with
+/// the process. When stdin closes, the select loop's branch goes quiet and
+/// the node runs on until a signal, so `weft < /dev/null &` works.
+fn stdin_lines() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel::<String>(64);
+    let spawned = std::thread::Builder::new().name("stdin".into()).spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                return;
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot read commands from stdin: {e}");
+    }
+    rx
 }
 
 /// Handles one JSON command; returns true to quit.
