@@ -99,6 +99,7 @@ pub struct NodeHandle {
     pub(crate) first: std::sync::Arc<std::sync::Mutex<Option<broadcast::Receiver<NodeEvent>>>>,
     pub(crate) peer_id: PeerId,
     pub(crate) tcp_addr: SocketAddr,
+    pub(crate) http_addr: Option<SocketAddr>,
     pub(crate) listen_addrs: Vec<SocketAddr>,
     pub(crate) chunk_size: u32,
     pub(crate) bootstrap: Option<Arc<Bootstrap>>,
@@ -113,6 +114,11 @@ impl NodeHandle {
     /// The TCP address the node accepts links on.
     pub fn tcp_addr(&self) -> SocketAddr {
         self.tcp_addr
+    }
+
+    /// Where the page and `/v1/signal` are served, when they are (`NodeConfig::http`).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// Addresses other nodes can dial to reach this one (each non-loopback interface).

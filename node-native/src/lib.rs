@@ -42,6 +42,10 @@
 //! - [`noise`]: the Noise XX handshake with identity binding, and stream encryption.
 //! - `tcp`: listener, dialer and per-link reader/writer tasks.
 //! - `udp`: discovery sockets (pool ports, multicast, unicast replies).
+//! - [`http`]: the page and `/v1/signal` for browsers (`weft run --http`).
+//! - `signal_router`: where envelopes go outside the mesh (local browsers, the server session).
+//! - [`rtc`]: WebRTC data channels to browsers.
+//! - [`bootstrap`]: the bootstrap server's API, presence and signaling session.
 //! - [`files`]: hashing, `.part` downloads with state files, the verified finish.
 //! - [`identity_file`]: the key in the data directory.
 //! - [`NodeHandle`]: the library API.
@@ -51,6 +55,7 @@ pub mod bootstrap;
 mod clock;
 pub mod files;
 mod handle;
+pub mod http;
 pub mod identity_file;
 mod link;
 pub mod noise;
@@ -61,6 +66,7 @@ mod udp;
 
 pub use bootstrap::{BootstrapConfig, BootstrapError, NameValue};
 pub use handle::{NodeEvent, NodeHandle, RequestError};
+pub use http::HttpConfig;
 pub use node_core;
 
 use actor::{Actor, INBOX};
@@ -102,6 +108,8 @@ pub struct NodeConfig {
     pub bootstrap: Option<BootstrapConfig>,
     /// Accept and open WebRTC links (browser peers).
     pub webrtc: bool,
+    /// Serve the page and `/v1/signal` to browsers (needs `webrtc`).
+    pub http: Option<HttpConfig>,
 }
 
 impl Default for NodeConfig {
@@ -122,6 +130,7 @@ impl Default for NodeConfig {
             frame_cap: core.frame_cap,
             bootstrap: None,
             webrtc: true,
+            http: None,
         }
     }
 }
@@ -158,6 +167,17 @@ pub enum StartError {
     /// The bootstrap configuration is unusable.
     #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
+    /// The page and signaling could not be served.
+    #[error("cannot serve the page on {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Browsers link over WebRTC; serving them the page with WebRTC off would strand them.
+    #[error("--http needs WebRTC, which is turned off")]
+    HttpWithoutWebRtc,
 }
 
 /// Addresses to tell peers we listen on: each non-loopback interface with our port.
@@ -200,6 +220,9 @@ fn bind_tcp(listen: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Starts a node on the current tokio runtime.
 pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
+    if config.http.is_some() && !config.webrtc {
+        return Err(StartError::HttpWithoutWebRtc);
+    }
     let identity = identity_file::load_or_create(&config.data_dir)?;
     let listener = bind_tcp(config.listen).map_err(|source| StartError::Listen { addr: config.listen, source })?;
     let tcp_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
@@ -275,6 +298,23 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         downloads: HashMap::new(),
         pending_offers: HashMap::new(),
     };
+    let http_addr = match &config.http {
+        Some(http) => {
+            let state = http::HttpState {
+                me: peer_id,
+                name: config.name.clone(),
+                mesh: config.mesh.clone(),
+                clock,
+                router: router.clone(),
+                to_actor: to_actor_for_signal.clone(),
+                sessions: Default::default(),
+            };
+            let addr =
+                http::spawn(http, state).await.map_err(|source| StartError::Http { addr: http.listen, source })?;
+            Some(addr)
+        }
+        None => None,
+    };
     tokio::spawn(actor.run(command_rx, inbox));
     if let (Some(bs), Some(b)) = (&bootstrap, &config.bootstrap) {
         let me = bootstrap::Identity { name: config.name.clone(), mesh: config.mesh.clone(), dial_peers: b.dial_peers };
@@ -296,6 +336,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         first: Arc::new(std::sync::Mutex::new(Some(first))),
         peer_id,
         tcp_addr,
+        http_addr,
         listen_addrs,
         chunk_size,
         bootstrap,

@@ -67,6 +67,13 @@ pub struct RunArgs {
     /// Where received files go (default: <data-dir>/downloads).
     #[arg(long, value_name = "DIR")]
     pub downloads: Option<PathBuf>,
+    /// Serve the page and browser signaling on this address (e.g. 0.0.0.0:7780): a browser that
+    /// opens http://<this host>:7780/ joins the mesh through this node, no server needed.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// Serve the page from this directory instead of the copy built into weft.
+    #[arg(long, value_name = "DIR", requires = "http")]
+    pub web_dir: Option<PathBuf>,
     /// Machine-readable mode: one JSON event per line on stdout, one JSON command per line on stdin.
     #[arg(long)]
     pub json: bool,

@@ -52,6 +52,22 @@ fn reach_hint(addrs: &[std::net::SocketAddr]) -> String {
     format!(" (others can /connect to {})", list.join(", "))
 }
 
+/// "open http://…/ in a browser to join" for the human ready line, when the page is served.
+fn page_hint(http: Option<std::net::SocketAddr>, listen_addrs: &[std::net::SocketAddr]) -> String {
+    let Some(http) = http else { return String::new() };
+    let urls: Vec<String> = if http.ip().is_unspecified() {
+        let lan = listen_addrs.iter().map(|a| std::net::SocketAddr::new(a.ip(), http.port()));
+        std::iter::once(std::net::SocketAddr::from(([127, 0, 0, 1], http.port())))
+            .chain(lan)
+            .take(4)
+            .map(|a| format!("http://{a}/"))
+            .collect()
+    } else {
+        vec![format!("http://{http}/")]
+    };
+    format!("open {} in a browser to join from there\n", urls.join(" or "))
+}
+
 fn default_name() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
@@ -91,6 +107,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         lan_discovery: !args.no_discovery,
         discovery_ports: args.discovery_ports.0.clone(),
         bootstrap,
+        http: args.http.map(|listen| weft_native::HttpConfig { listen, web_dir: args.web_dir.clone() }),
         ..NodeConfig::default()
     };
     let name = config.name.clone();
@@ -100,15 +117,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut out = if args.json { Out::Json } else { Out::Human(Ui::new()) };
     out.info(
         json!({"event": "ready", "peer_id": node.peer_id().to_string(), "name": name,
-               "tcp": node.tcp_addr().to_string(), "tcp_port": node.tcp_addr().port(), "http": null,
+               "tcp": node.tcp_addr().to_string(), "tcp_port": node.tcp_addr().port(),
+               "http": node.http_addr().map(|a| a.to_string()),
                "listen_addrs": node.listen_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                "downloads": downloads.display().to_string()}),
         &format!(
-            "weft {} ({name}) listening on tcp port {}{}; files go to {}\nnodes on this LAN appear by themselves. /help lists commands.",
+            "weft {} ({name}) listening on tcp port {}{}; files go to {}\n{}nodes on this LAN appear by themselves. /help lists commands.",
             node.peer_id().short(),
             node.tcp_addr().port(),
             reach_hint(node.listen_addrs()),
-            downloads.display()
+            downloads.display(),
+            page_hint(node.http_addr(), node.listen_addrs()),
         ),
     );
 
