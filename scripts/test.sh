@@ -17,6 +17,9 @@ need_npm
 need_cargo
 need_wasm_target
 
+say "the page (web/pkg), first: weft builds it into its binary"
+bash scripts/build-web.sh
+
 say "cargo fmt --check"
 cargo fmt --all --check
 

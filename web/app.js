@@ -98,6 +98,15 @@ $('chat').addEventListener('submit', (ev) => {
   }
 });
 
+// A page served by a native node joins that node's mesh unless the user says otherwise.
+weft.hostInfo().then((info) => {
+  if (info?.kind !== 'node') return;
+  const mesh = $('join').elements.mesh;
+  if (mesh.value === mesh.defaultValue) mesh.value = info.mesh;
+  $('host').textContent = `served by node ${info.name} (${info.peer_id.slice(0, 8)}) in mesh "${info.mesh}"`;
+  $('host').hidden = false;
+});
+
 // Leaving the page says goodbye to every peer, so they drop this node at once.
 window.addEventListener('pagehide', () => weft.stop());
 

@@ -64,19 +64,27 @@ function defaultSignalUrl() {
   return `${scheme}://${location.host}/v1/signal`;
 }
 
+let hostInfoOnce = null;
+
+/**
+ * What served this page says about itself (`/v1/info`): a bootstrap server (`stun`, `public_key`)
+ * or a native node (`kind: "node"`, `peer_id`, `name`, `mesh`). Resolves to `null` when there is
+ * no such endpoint (a plain file server). Fetched once.
+ */
+export function hostInfo() {
+  hostInfoOnce ??= fetch('/v1/info', { cache: 'no-store' })
+    .then((res) => (res.ok ? res.json() : null))
+    .catch(() => null);
+  return hostInfoOnce;
+}
+
 /**
  * ICE servers: the serving host's STUN responder when it has one (a bootstrap server says so
  * in /v1/info); none otherwise (on a LAN, host candidates are all it takes). Never a third party.
  */
 async function defaultIceServers() {
-  try {
-    const res = await fetch('/v1/info', { cache: 'no-store' });
-    if (!res.ok) return [];
-    const info = await res.json();
-    return info.stun ? [{ urls: `stun:${location.hostname}:${info.stun.port}` }] : [];
-  } catch {
-    return [];
-  }
+  const info = await hostInfo();
+  return info?.stun ? [{ urls: `stun:${location.hostname}:${info.stun.port}` }] : [];
 }
 
 /**
