@@ -1,4 +1,4 @@
-// The page: join form, peers, chat. It drives the node only through the JS API, which it also
+// The page: join form, peers, chat, files. It drives the node only through the JS API, which it also
 // exposes as `window.weft` for scripts and tests.
 import * as weft from './weft.js';
 
@@ -19,6 +19,9 @@ function logLine(text, cls) {
   li.scrollIntoView({ block: 'nearest' });
 }
 
+const MiB = 1024 * 1024;
+const mib = (n) => (n / MiB).toFixed(1);
+
 function renderPeers() {
   const list = weft.peers();
   const ul = $('peers');
@@ -31,11 +34,89 @@ function renderPeers() {
   }
   for (const p of list) {
     const li = document.createElement('li');
+    li.dataset.peer = p.peer_id;
     const rtt = p.rtt_ms == null ? '' : ` · ${p.rtt_ms.toFixed(1)} ms`;
-    li.textContent = `${p.name} (${p.peer_id.slice(0, 8)}) · ${p.link ?? '?'}${rtt}`;
+    const label = document.createElement('span');
+    label.textContent = `${p.name} (${p.peer_id.slice(0, 8)}) · ${p.link ?? '?'}${rtt}`;
+    // A file input per peer, dressed as a button: picking a file sends it.
+    const pick = document.createElement('label');
+    pick.className = 'send';
+    pick.textContent = 'send file…';
+    const input = document.createElement('input');
+    input.type = 'file';
+    input.hidden = true;
+    input.addEventListener('change', () => {
+      for (const file of input.files) sendFile(p, file);
+      input.value = '';
+    });
+    pick.append(input);
+    li.append(label, ' ', pick);
     ul.append(li);
   }
 }
+
+/** One row per transfer: name, peer, a progress bar and a status that ends in "verified". */
+const transfers = new Map();
+
+function transferRow(key, text) {
+  let row = transfers.get(key);
+  if (!row) {
+    const li = document.createElement('li');
+    const label = document.createElement('span');
+    const bar = document.createElement('progress');
+    bar.max = 1;
+    bar.value = 0;
+    const status = document.createElement('span');
+    status.className = 'status';
+    li.append(label, bar, status);
+    $('transfers').append(li);
+    row = { li, label, bar, status };
+    transfers.set(key, row);
+  }
+  if (text) row.label.textContent = text;
+  return row;
+}
+
+function progress(row, done, total, verb) {
+  row.bar.value = total ? done / total : 1;
+  row.status.textContent = `${verb} ${mib(done)} / ${mib(total)} MiB`;
+}
+
+function finished(row, ok, text) {
+  row.bar.value = ok ? 1 : row.bar.value;
+  row.status.textContent = text;
+  row.li.className = ok ? 'verified' : 'failed';
+}
+
+async function sendFile(peer, file) {
+  const key = `hash:${peer.peer_id}:${file.name}:${file.size}`;
+  const row = transferRow(key, `${file.name} → ${peer.name}`);
+  row.status.textContent = 'hashing…';
+  try {
+    const { transferId } = await weft.sendFile(peer.peer_id, file);
+    transfers.delete(key);
+    transfers.set(transferId, row);
+    row.status.textContent = 'offered';
+  } catch (e) {
+    finished(row, false, `not sent: ${e.message ?? e}`);
+  }
+}
+
+async function renderReceived() {
+  const ul = $('received');
+  ul.replaceChildren();
+  for (const f of await weft.receivedFiles()) {
+    const li = document.createElement('li');
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(f.blob);
+    a.download = f.name;
+    a.textContent = f.name;
+    li.append(a, ` · ${mib(f.size)} MiB · verified ✓`);
+    ul.append(li);
+  }
+}
+
+const peerName = (id) => weft.peers().find((p) => p.peer_id === id)?.name ?? id.slice(0, 8);
 
 weft.onEvent((e) => {
   switch (e.event) {
@@ -60,6 +141,31 @@ weft.onEvent((e) => {
           : `signaling ${e.state === 'lost' ? 'lost' : 'unavailable'}: retrying in ${Math.round(e.retry_ms / 1000)} s; links already up keep working`;
       $('signal').className = e.state === 'connected' ? 'ok' : 'warn';
       break;
+    case 'transfer_hashing':
+      progress(transferRow(`hash:${e.to}:${e.name}:${e.total}`), e.done, e.total, 'hashing');
+      break;
+    case 'transfer_resumed':
+      transferRow(e.transfer_id, `${e.name} → ${peerName(e.to)}`).status.textContent = 'resuming after reload';
+      break;
+    case 'transfer_sent': {
+      const row = transferRow(e.transfer_id);
+      if (e.complete) finished(row, true, `sent · verified ✓`);
+      else progress(row, e.sent, e.total, 'sent');
+      break;
+    }
+    case 'transfer_offered':
+      transferRow(e.transfer_id, `${e.name} ← ${peerName(e.from)}`).status.textContent = 'starting';
+      break;
+    case 'transfer_progress':
+      progress(transferRow(e.transfer_id), e.done, e.total, 'received');
+      break;
+    case 'transfer_done':
+      finished(transferRow(e.transfer_id), true, 'received · verified ✓');
+      renderReceived();
+      break;
+    case 'transfer_failed':
+      finished(transferRow(e.transfer_id), false, `failed: ${e.reason}`);
+      break;
     case 'link_refused':
       logLine(`${e.peer_id.slice(0, 8)} refused a link: ${e.reason}`, 'note');
       break;
@@ -79,6 +185,7 @@ $('join').addEventListener('submit', async (ev) => {
     $('join').hidden = true;
     $('node').hidden = false;
     renderPeers();
+    renderReceived();
   } catch (e) {
     $('status').textContent = 'not joined';
     showError(`could not join: ${e.message ?? e}`);

@@ -1,41 +1,21 @@
-// The Weft browser node's JavaScript API: start(options), chat(text), peers(), onEvent(callback),
-// stop(). Links to other nodes are WebRTC data channels, set up through the serving host's
-// `/v1/signal` or through peers already linked. Events are the same JSON objects `weft --json` prints. The identity (an Ed25519 secret)
-// lives in IndexedDB, so a reload keeps the same PeerId.
+// The Weft browser node's JavaScript API: start(options), chat(text), sendFile(peer, file),
+// receivedFiles(), peers(), onEvent(callback), stop(). Links to other nodes are WebRTC data
+// channels, set up through the serving host's `/v1/signal` or through peers already linked.
+// Events are the same JSON objects `weft --json` prints. The identity (an Ed25519 secret) lives
+// in IndexedDB, so a reload keeps the same PeerId; files (web/files.js) are stored there too.
 import init, { WasmNode } from './pkg/node_wasm.js';
+import { IDENTITY, run } from './db.js';
+import * as files from './files.js';
 
-const DB_NAME = 'weft';
-const STORE = 'identity';
 const SECRET_KEY = 'secret';
 
-function openDb() {
-  return new Promise((resolve, reject) => {
-    const req = indexedDB.open(DB_NAME, 1);
-    req.onupgradeneeded = () => req.result.createObjectStore(STORE);
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error);
-  });
-}
-
-function request(store, op) {
-  return new Promise((resolve, reject) => {
-    const req = op(store);
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error);
-  });
-}
-
 async function loadSecret() {
-  const db = await openDb();
-  const value = await request(db.transaction(STORE).objectStore(STORE), (s) => s.get(SECRET_KEY));
-  db.close();
+  const value = await run(IDENTITY, 'readonly', (s) => s.get(SECRET_KEY));
   return value ? new Uint8Array(value) : new Uint8Array();
 }
 
 async function saveSecret(secret) {
-  const db = await openDb();
-  await request(db.transaction(STORE, 'readwrite').objectStore(STORE), (s) => s.put(secret, SECRET_KEY));
-  db.close();
+  await run(IDENTITY, 'readwrite', (s) => s.put(secret, SECRET_KEY));
 }
 
 let node = null;
@@ -100,8 +80,14 @@ export function start({ name = 'browser', mesh = 'default', signal, iceServers }
     if (secret.length === 0) await saveSecret(created.secret);
     node = created;
     info = { peerId: node.peerId, name, mesh };
+    node.setFiles(files.storage);
     emit({ event: 'ready', peer_id: node.peerId, name, mesh });
-    node.onEvent(emit);
+    node.onEvent(onNodeEvent);
+    // Offers a reload interrupted: made again, so each receiver fetches only what it lacks.
+    for (const o of await files.pendingOutgoing()) {
+      const { transferId } = offer(o);
+      emit({ event: 'transfer_resumed', transfer_id: transferId, to: o.peer, name: o.name, size: o.size, blake3: o.blake3 });
+    }
     const url = signal === undefined ? defaultSignalUrl() : signal;
     if (url) node.connectSignal(url, iceServers ?? (await defaultIceServers()));
     return info;
@@ -109,6 +95,81 @@ export function start({ name = 'browser', mesh = 'default', signal, iceServers }
     starting = null;
   });
   return starting;
+}
+
+/** Our offers, by transfer id: which stored offer each one is (forgotten once finished). */
+const outgoing = new Map();
+
+/** Events from the node: files bookkeeping first, then the page's listeners. */
+function onNodeEvent(e) {
+  switch (e.event) {
+    case 'transfer_offered':
+      accept(e);
+      break;
+    case 'transfer_sent':
+      if (e.complete) finishOutgoing(e.transfer_id);
+      break;
+    case 'transfer_failed':
+      finishOutgoing(e.transfer_id);
+      break;
+  }
+  emit(e);
+}
+
+/** Every offer is taken, resuming from the chunks already stored. */
+async function accept(e) {
+  try {
+    const have = await files.storedChunks(e.blake3, Math.ceil(e.size / e.chunk_size));
+    node?.acceptOffer(e.from, e.transfer_id, have);
+  } catch (err) {
+    emit({ event: 'error', code: 'storage', message: `cannot take ${e.name}: ${err.message ?? err}` });
+    node?.declineOffer(e.from, e.transfer_id, 'the receiving page cannot store it');
+  }
+}
+
+function finishOutgoing(transferId) {
+  const o = outgoing.get(transferId);
+  if (!o) return;
+  outgoing.delete(transferId);
+  files.forgetOutgoing(o.peer, o.blake3).catch((err) => console.error('weft: forgetting a finished offer', err));
+}
+
+/** Offers a stored entry; returns `{transferId}` (from the `transfer_started` it caused). */
+function offer(entry) {
+  const started = [];
+  const off = onEvent((e) => { if (e.event === 'transfer_started') started.push(e); });
+  try {
+    const command = running().offerFile(entry.peer, entry.name, entry.size, entry.blake3, entry.chunkHashes);
+    const transferId = started.find((e) => e.command === command)?.transfer_id;
+    if (transferId) outgoing.set(transferId, entry);
+    return { transferId };
+  } finally {
+    off();
+  }
+}
+
+/**
+ * Sends `file` (a File or Blob) to `peer` (a PeerId): hashes it (`transfer_hashing` events with
+ * `done`/`total`), then offers it. Resolves to `{transferId, blake3}`; progress follows as
+ * `transfer_sent` events, and `complete: true` once the receiver has verified the whole file.
+ * The offer survives a reload of this page until then.
+ */
+export async function sendFile(peer, file) {
+  const n = running();
+  if (!(file instanceof Blob)) throw new Error('sendFile needs a File or Blob');
+  const name = file.name ?? 'file';
+  const { blake3, chunkHashes } = await files.hashFile(file, n.chunkSize, (done) =>
+    emit({ event: 'transfer_hashing', to: peer, name, done, total: file.size }));
+  const entry = { peer: String(peer), name, size: file.size, blake3, chunkHashes, blob: file };
+  if (node !== n) throw new Error('weft was stopped while the file was being hashed');
+  const { transferId } = offer(entry);
+  await files.rememberOutgoing(entry);
+  return { transferId, blake3 };
+}
+
+/** Files received and verified, newest first: `[{blake3, name, size, blob, at}]`. */
+export function receivedFiles() {
+  return files.receivedFiles();
 }
 
 /** Broadcasts a chat message to the mesh. */

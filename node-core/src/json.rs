@@ -29,13 +29,15 @@ pub fn event(e: &Event) -> Option<Value> {
         Event::Direct { from, text, msg_id } => {
             json!({"event": "direct", "from": from.to_string(), "text": text, "msg_id": msg_id.to_string()})
         }
-        Event::TransferOffered { transfer_id, from, name, size, file, .. } => json!({
+        Event::TransferOffered { transfer_id, from, name, size, chunk_size, file } => json!({
             "event": "transfer_offered", "transfer_id": transfer_id.to_string(), "from": from.to_string(),
-            "name": name, "size": size, "blake3": hex(&file.0),
+            "name": name, "size": size, "chunk_size": chunk_size, "blake3": hex(&file.0),
         }),
-        Event::TransferStarted { transfer_id, to, .. } => {
-            json!({"event": "transfer_started", "transfer_id": transfer_id.to_string(), "to": to.to_string()})
-        }
+        // `command` as text: command ids are u64, past what a JavaScript number holds exactly.
+        Event::TransferStarted { transfer_id, to, command } => json!({
+            "event": "transfer_started", "transfer_id": transfer_id.to_string(), "to": to.to_string(),
+            "command": command.0.to_string(),
+        }),
         Event::TransferProgress { transfer_id, done, total } => {
             json!({"event": "transfer_progress", "transfer_id": transfer_id.to_string(), "done": done, "total": total})
         }

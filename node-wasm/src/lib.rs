@@ -6,12 +6,15 @@
 //! `chat`, `peers`, `onEvent`, `stop`) keeps the identity in IndexedDB.
 //!
 //! Links are WebRTC data channels ([`rtc`]), set up through envelopes carried by the page's
-//! signaling socket ([`signaling`]) or routed through peers already linked.
+//! signaling socket ([`signaling`]) or routed through peers already linked. File chunks are read
+//! and written by the page's storage ([`files`]).
 
+mod files;
 mod rtc;
 mod signaling;
 
-use node_core::{Command, Config, Identity, Input, Instant, LinkId, Node, Output};
+pub use files::{Blake3, FileHasher};
+use node_core::{Command, Config, FileHash, Identity, Input, Instant, LinkId, Node, Output, PeerId};
 use rand_core::{OsRng, RngCore};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -34,6 +37,8 @@ pub(crate) struct Inner {
     /// `RTCConfiguration.iceServers` for new connections.
     ice_servers: JsValue,
     on_event: Option<js_sys::Function>,
+    /// The page's file storage (`web/files.js`), for offered files and downloads.
+    files: Option<JsValue>,
     /// The pending `setTimeout`, if any.
     timer: Option<i32>,
     /// What the timer calls: `drive` (a JS function of the closure `WasmNode` keeps alive).
@@ -88,6 +93,7 @@ impl WasmNode {
             signaling: None,
             ice_servers: js_sys::Array::new().into(),
             on_event: None,
+            files: None,
             timer: None,
             tick: None,
             stopped: false,
@@ -142,7 +148,61 @@ impl WasmNode {
 
     /// Broadcasts a chat message.
     pub fn chat(&self, text: String) -> Result<(), JsError> {
-        self.command(Command::Chat { text })
+        self.command(Command::Chat { text }).map(|_| ())
+    }
+
+    /// Where file chunks are read and written: an object with `read(file, index, offset, len)`
+    /// → `Promise<Uint8Array>`, `write(file, index, offset, bytes)` → `Promise`, and
+    /// `finalize(file, name, size)` → `Promise<string>` (checks the whole file, returns its
+    /// saved name). `file` is the content's BLAKE3 in hex.
+    #[wasm_bindgen(js_name = setFiles)]
+    pub fn set_files(&self, storage: JsValue) {
+        self.inner.borrow_mut().files = Some(storage);
+    }
+
+    /// The chunk size offers are hashed with.
+    #[wasm_bindgen(getter, js_name = chunkSize)]
+    pub fn chunk_size(&self) -> u32 {
+        self.inner.borrow().node.config().chunk_size
+    }
+
+    /// Offers a file hashed with a [`FileHasher`] to `peer` (queued until a link to it is up);
+    /// the `transfer_started` event with this call's result as `command` names the transfer.
+    #[wasm_bindgen(js_name = offerFile)]
+    pub fn offer_file(
+        &self,
+        peer: &str,
+        name: String,
+        size: f64,
+        blake3: &str,
+        chunk_hashes: &[u8],
+    ) -> Result<String, JsError> {
+        let to = parse_peer(peer)?;
+        let file = parse_hash(blake3)?;
+        if !(0.0..=9.0e15).contains(&size) || size.fract() != 0.0 {
+            return Err(JsError::new("the size must be a whole number of bytes"));
+        }
+        let chunk_hashes = chunk_hashes.chunks_exact(32).filter_map(|c| <[u8; 32]>::try_from(c).ok()).collect();
+        let chunk_size = self.chunk_size();
+        let id = self.command(Command::OfferFile { to, name, size: size as u64, chunk_size, file, chunk_hashes })?;
+        Ok(id.0.to_string())
+    }
+
+    /// Accepts an offer; `have` holds one byte per chunk (non-zero: already stored).
+    #[wasm_bindgen(js_name = acceptOffer)]
+    pub fn accept_offer(&self, from: &str, transfer_id: &str, have: &[u8]) -> Result<(), JsError> {
+        let from = parse_peer(from)?;
+        let transfer_id = transfer_id.parse().map_err(|_| JsError::new("not a transfer id"))?;
+        let have = have.iter().map(|b| *b != 0).collect();
+        self.command(Command::AcceptOffer { from, transfer_id, have }).map(|_| ())
+    }
+
+    /// Declines an offer.
+    #[wasm_bindgen(js_name = declineOffer)]
+    pub fn decline_offer(&self, from: &str, transfer_id: &str, reason: String) -> Result<(), JsError> {
+        let from = parse_peer(from)?;
+        let transfer_id = transfer_id.parse().map_err(|_| JsError::new("not a transfer id"))?;
+        self.command(Command::DeclineOffer { from, transfer_id, reason }).map(|_| ())
     }
 
     /// The linked peers, as the `peers` event's `list`.
@@ -176,11 +236,24 @@ impl WasmNode {
         }
     }
 
-    fn command(&self, command: Command) -> Result<(), JsError> {
+    fn command(&self, command: Command) -> Result<node_core::CommandId, JsError> {
         let r = self.inner.borrow_mut().node.command(now(), command);
         drive(&self.inner);
-        r.map(|_| ()).map_err(|e| JsError::new(&e.to_string()))
+        r.map_err(|e| JsError::new(&e.to_string()))
     }
+}
+
+fn parse_peer(text: &str) -> Result<PeerId, JsError> {
+    text.parse().map_err(|_| JsError::new(&format!("not a peer id: {text:?}")))
+}
+
+fn parse_hash(text: &str) -> Result<FileHash, JsError> {
+    let bytes: Option<Vec<u8>> =
+        (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
+    bytes
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(FileHash)
+        .ok_or_else(|| JsError::new("not a BLAKE3 hash (64 hex digits)"))
 }
 
 fn to_js(v: &serde_json::Value) -> JsValue {
@@ -276,8 +349,10 @@ fn carry_out(inner: &Rc<RefCell<Inner>>, out: Output) {
                 sig.send(to, data);
             }
         }
-        // No UDP, no TCP and (yet) no files in the page: these never arise for a browser node's
-        // configuration, and anything else is dropped rather than half-done.
+        out @ (Output::ReadChunk { .. } | Output::WriteChunk { .. } | Output::FinalizeDownload { .. }) => {
+            files::carry_out(Rc::downgrade(inner), i.files.clone(), out);
+        }
+        // No UDP and no TCP in the page: these never arise for a browser node's configuration.
         _ => {}
     }
 }

@@ -1,0 +1,113 @@
+// Files in the page: the storage the browser node reads offered files from and writes downloads
+// to, hashing for offers, and what survives a reload (files being sent, finished downloads).
+//
+// Downloads are kept chunk by chunk in IndexedDB, so an interrupted one resumes from the chunks
+// already stored; the finished file is checked against its BLAKE3 before it is offered to the
+// user. Files this page sends are remembered (the File itself, in IndexedDB) until the receiver
+// confirms the whole file, so a reload mid-transfer resumes where the receiver stopped.
+import { CHUNKS, OUTGOING, RECEIVED, run } from './db.js';
+import { Blake3, FileHasher } from './pkg/node_wasm.js';
+
+/** Files this page offers, by BLAKE3 (hex): where chunk reads come from. */
+const offered = new Map();
+
+const chunkRange = (blake3) => IDBKeyRange.bound([blake3, 0], [blake3, Infinity]);
+
+/** A name safe to save under: no directories, no control characters. */
+function safeName(name) {
+  // eslint-disable-next-line no-control-regex
+  const base = String(name).split(/[\\/]/).pop().replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  return base && base !== '.' && base !== '..' ? base : 'download';
+}
+
+/** What the browser node calls (see WasmNode.setFiles). */
+export const storage = {
+  async read(blake3, index, offset, len) {
+    const blob = offered.get(blake3);
+    if (!blob) throw new Error('this page no longer has that file');
+    return new Uint8Array(await blob.slice(offset, offset + len).arrayBuffer());
+  },
+
+  async write(blake3, index, offset, bytes) {
+    await run(CHUNKS, 'readwrite', (s) => s.put(bytes, [blake3, index]));
+  },
+
+  /** Reads every chunk in order, checks size and BLAKE3, keeps the file; returns its name. */
+  async finalize(blake3, name, size) {
+    const parts = [];
+    await run(CHUNKS, 'readonly', (s) => {
+      const req = s.openCursor(chunkRange(blake3));
+      req.onsuccess = () => {
+        if (!req.result) return;
+        parts.push(req.result.value);
+        req.result.continue();
+      };
+      return req;
+    });
+    const hasher = new Blake3();
+    let total = 0;
+    for (const p of parts) {
+      hasher.update(p);
+      total += p.length;
+    }
+    const hash = hasher.hex();
+    hasher.free();
+    if (total !== size || hash !== blake3) {
+      await run(CHUNKS, 'readwrite', (s) => s.delete(chunkRange(blake3)));
+      throw new Error(`the whole file does not match its hash (${total} of ${size} bytes)`);
+    }
+    const saved = safeName(name);
+    const blob = new Blob(parts, { type: 'application/octet-stream' });
+    await run(RECEIVED, 'readwrite', (s) => s.put({ blake3, name: saved, size, blob, at: Date.now() }, blake3));
+    await run(CHUNKS, 'readwrite', (s) => s.delete(chunkRange(blake3)));
+    return saved;
+  },
+};
+
+/** One byte per chunk of a download: 1 where the chunk is already stored (to resume from). */
+export async function storedChunks(blake3, count) {
+  const keys = await run(CHUNKS, 'readonly', (s) => s.getAllKeys(chunkRange(blake3)));
+  const have = new Uint8Array(count);
+  for (const [, index] of keys) if (index < count) have[index] = 1;
+  return have;
+}
+
+/** Hashes `file` in chunks of `chunkSize`; calls `progress(done)` on the way. */
+export async function hashFile(file, chunkSize, progress = () => {}) {
+  const hasher = new FileHasher();
+  try {
+    for (let offset = 0; offset < file.size; offset += chunkSize) {
+      hasher.push(new Uint8Array(await file.slice(offset, offset + chunkSize).arrayBuffer()));
+      progress(Math.min(offset + chunkSize, file.size));
+    }
+    return { blake3: hasher.whole, chunkHashes: hasher.chunkHashes };
+  } finally {
+    hasher.free();
+  }
+}
+
+/** Serves `blob` for offers of `blake3` and remembers the offer until it is finished. */
+export async function rememberOutgoing(entry) {
+  offered.set(entry.blake3, entry.blob);
+  await run(OUTGOING, 'readwrite', (s) => s.put(entry, `${entry.peer}/${entry.blake3}`));
+}
+
+/** The offer of `blake3` to `peer` is finished (or failed): forget it. */
+export async function forgetOutgoing(peer, blake3) {
+  await run(OUTGOING, 'readwrite', (s) => s.delete(`${peer}/${blake3}`));
+  const left = await run(OUTGOING, 'readonly', (s) => s.getAllKeys());
+  if (!left.some((k) => k.endsWith(`/${blake3}`))) offered.delete(blake3);
+}
+
+/** Offers not finished when the page last ran; each is served again from its stored file. */
+export async function pendingOutgoing() {
+  const entries = await run(OUTGOING, 'readonly', (s) => s.getAll());
+  for (const e of entries) offered.set(e.blake3, e.blob);
+  return entries;
+}
+
+/** Finished downloads, newest first: `[{blake3, name, size, blob, at}]`. */
+export async function receivedFiles() {
+  const all = await run(RECEIVED, 'readonly', (s) => s.getAll());
+  return all.sort((a, b) => b.at - a.at);
+}
