@@ -1,6 +1,7 @@
 // The page: join form, peers, chat, files. It drives the node only through the JS API, which it also
 // exposes as `window.weft` for scripts and tests.
 import * as weft from './weft.js';
+import { drawMap } from './map.js';
 
 window.weft = weft;
 
@@ -88,15 +89,14 @@ function finished(row, ok, text) {
   row.li.className = ok ? 'verified' : 'failed';
 }
 
+/** A file being hashed has no transfer id yet: its row is keyed by peer, name and size. */
+const hashingKey = (to, name, size) => `hash:${to}:${name}:${size}`;
+
 async function sendFile(peer, file) {
-  const key = `hash:${peer.peer_id}:${file.name}:${file.size}`;
-  const row = transferRow(key, `${file.name} → ${peer.name}`);
+  const row = transferRow(hashingKey(peer.peer_id, file.name, file.size), `${file.name} → ${peer.name}`);
   row.status.textContent = 'hashing…';
   try {
-    const { transferId } = await weft.sendFile(peer.peer_id, file);
-    transfers.delete(key);
-    transfers.set(transferId, row);
-    row.status.textContent = 'offered';
+    await weft.sendFile(peer.peer_id, file);
   } catch (e) {
     finished(row, false, `not sent: ${e.message ?? e}`);
   }
@@ -116,6 +116,12 @@ async function renderReceived() {
   }
 }
 
+function renderMap() {
+  drawMap($('map'), weft.meshMap());
+}
+// Neighbours report their links in periodic peer exchanges; catch up with them.
+setInterval(() => { if (!$('node').hidden) renderMap(); }, 3000);
+
 const peerName = (id) => weft.peers().find((p) => p.peer_id === id)?.name ?? id.slice(0, 8);
 
 weft.onEvent((e) => {
@@ -127,6 +133,7 @@ weft.onEvent((e) => {
     case 'peer_connected':
     case 'peer_disconnected':
       renderPeers();
+      renderMap();
       break;
     case 'chat':
       logLine(`${e.from_name}: ${e.text}`);
@@ -142,14 +149,20 @@ weft.onEvent((e) => {
       $('signal').className = e.state === 'connected' ? 'ok' : 'warn';
       break;
     case 'transfer_hashing':
-      progress(transferRow(`hash:${e.to}:${e.name}:${e.total}`), e.done, e.total, 'hashing');
+      progress(transferRow(hashingKey(e.to, e.name, e.total)), e.done, e.total, 'hashing');
       break;
-    case 'transfer_resumed':
-      transferRow(e.transfer_id, `${e.name} → ${peerName(e.to)}`).status.textContent = 'resuming after reload';
+    case 'transfer_offering': {
+      // The hashing row becomes the transfer's row (a resumed offer gets a new one).
+      const key = hashingKey(e.to, e.name, e.size);
+      const row = transfers.get(key) ?? transferRow(e.transfer_id, `${e.name} → ${peerName(e.to)}`);
+      transfers.delete(key);
+      transfers.set(e.transfer_id, row);
+      row.status.textContent = e.resumed ? 'resuming after reload' : 'offered';
       break;
+    }
     case 'transfer_sent': {
       const row = transferRow(e.transfer_id);
-      if (e.complete) finished(row, true, `sent · verified ✓`);
+      if (e.complete) finished(row, true, 'sent · verified ✓');
       else progress(row, e.sent, e.total, 'sent');
       break;
     }
@@ -186,6 +199,7 @@ $('join').addEventListener('submit', async (ev) => {
     $('node').hidden = false;
     renderPeers();
     renderReceived();
+    renderMap();
   } catch (e) {
     $('status').textContent = 'not joined';
     showError(`could not join: ${e.message ?? e}`);

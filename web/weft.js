@@ -1,5 +1,5 @@
 // The Weft browser node's JavaScript API: start(options), chat(text), sendFile(peer, file),
-// receivedFiles(), peers(), onEvent(callback), stop(). Links to other nodes are WebRTC data
+// receivedFiles(), peers(), meshMap(), onEvent(callback), stop(). Links to other nodes are WebRTC data
 // channels, set up through the serving host's `/v1/signal` or through peers already linked.
 // Events are the same JSON objects `weft --json` prints. The identity (an Ed25519 secret) lives
 // in IndexedDB, so a reload keeps the same PeerId; files (web/files.js) are stored there too.
@@ -84,10 +84,7 @@ export function start({ name = 'browser', mesh = 'default', signal, iceServers }
     emit({ event: 'ready', peer_id: node.peerId, name, mesh });
     node.onEvent(onNodeEvent);
     // Offers a reload interrupted: made again, so each receiver fetches only what it lacks.
-    for (const o of await files.pendingOutgoing()) {
-      const { transferId } = offer(o);
-      emit({ event: 'transfer_resumed', transfer_id: transferId, to: o.peer, name: o.name, size: o.size, blake3: o.blake3 });
-    }
+    for (const o of await files.pendingOutgoing()) offer(o, true);
     const url = signal === undefined ? defaultSignalUrl() : signal;
     if (url) node.connectSignal(url, iceServers ?? (await defaultIceServers()));
     return info;
@@ -134,18 +131,27 @@ function finishOutgoing(transferId) {
   files.forgetOutgoing(o.peer, o.blake3).catch((err) => console.error('weft: forgetting a finished offer', err));
 }
 
-/** Offers a stored entry; returns `{transferId}` (from the `transfer_started` it caused). */
-function offer(entry) {
+/**
+ * Offers a stored entry; returns `{transferId}` (from the `transfer_started` it caused), and
+ * tells listeners at once with a `transfer_offering` event {transfer_id, to, name, size, blake3,
+ * resumed} — before any progress on it can arrive.
+ */
+function offer(entry, resumed = false) {
   const started = [];
   const off = onEvent((e) => { if (e.event === 'transfer_started') started.push(e); });
+  let transferId;
   try {
     const command = running().offerFile(entry.peer, entry.name, entry.size, entry.blake3, entry.chunkHashes);
-    const transferId = started.find((e) => e.command === command)?.transfer_id;
-    if (transferId) outgoing.set(transferId, entry);
-    return { transferId };
+    transferId = started.find((e) => e.command === command)?.transfer_id;
   } finally {
     off();
   }
+  if (transferId) {
+    outgoing.set(transferId, entry);
+    const { peer: to, name, size, blake3 } = entry;
+    emit({ event: 'transfer_offering', transfer_id: transferId, to, name, size, blake3, resumed });
+  }
+  return { transferId };
 }
 
 /**
@@ -180,6 +186,11 @@ export function chat(text) {
 /** The linked peers: `[{peer_id, name, link, addr, rtt_ms}]`. */
 export function peers() {
   return node ? node.peers() : [];
+}
+
+/** The mesh as this node sees it: `{nodes: [{peer_id, name}], links: [{a, b, link}]}`. */
+export function meshMap() {
+  return node ? node.meshMap() : { nodes: [], links: [] };
 }
 
 /** Calls `callback(event)` for every event; returns a function that unsubscribes. */

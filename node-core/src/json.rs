@@ -2,7 +2,7 @@
 //! browser node's `onEvent` and every test that reads them (feature `json`). Field names are a
 //! stable contract: add, never rename.
 
-use crate::{Event, PeerSummary};
+use crate::{Event, MeshMap, PeerSummary};
 use serde_json::{json, Value};
 
 /// Lowercase hex.
@@ -73,6 +73,19 @@ pub fn peers(list: &[PeerSummary]) -> Value {
         })
         .collect();
     json!({"event": "peers", "list": items})
+}
+
+/// The `map` answer: `nodes` (this node first) and `links` (`link` is null where only a
+/// neighbour's word says the link exists).
+pub fn mesh_map(map: &MeshMap) -> Value {
+    let nodes: Vec<Value> =
+        map.nodes.iter().map(|(peer, name)| json!({"peer_id": peer.to_string(), "name": name})).collect();
+    let links: Vec<Value> = map
+        .links
+        .iter()
+        .map(|(a, b, kind)| json!({"a": a.to_string(), "b": b.to_string(), "link": kind.map(|k| k.as_str())}))
+        .collect();
+    json!({"event": "map", "nodes": nodes, "links": links})
 }
 
 /// An `error` event.

@@ -63,6 +63,6 @@ pub mod sim;
 pub use config::Config;
 pub use identity::{Keypair as Identity, PeerId};
 pub use interface::*;
-pub use node::{Node, PeerSummary, Stats};
+pub use node::{MeshMap, Node, PeerSummary, Stats};
 pub use time::Instant;
 pub use wire::{MsgId, TransferId};

@@ -144,3 +144,36 @@ fn the_same_seed_gives_the_same_event_log() {
     assert_eq!(run(s), run(s));
     assert_ne!(run(s), run(s + 1), "a different seed changes the run");
 }
+
+#[test]
+fn the_mesh_map_shows_own_links_and_what_neighbours_report() {
+    // a, b and bridge on one LAN; c reachable only through bridge.
+    let mut sim = node_core::sim::Sim::new(node_core::sim::SimConfig { seed: seed(16), ..Default::default() });
+    let cfg = |name: &str, max_peers| node_core::Config { name: name.into(), max_peers, ..Default::default() };
+    let a = sim.add_node(cfg("a", 32), 0);
+    let b = sim.add_node(cfg("b", 32), 0);
+    let bridge = sim.add_node(cfg("bridge", 32), 0);
+    let c = sim.add_node(node_core::Config { lan_discovery: false, ..cfg("c", 1) }, 1);
+    sim.run_for(Duration::from_secs(3));
+    let (c_addr, c_id) = (sim.addr_of(c), sim.node(c).node.peer_id());
+    sim.command(bridge, Command::Connect { addr: c_addr, expect: Some(c_id) }).unwrap();
+    let id = |i| sim.node(i).node.peer_id();
+    let (a_id, b_id, bridge_id) = (id(a), id(b), id(bridge));
+    // Neighbours share their lists on link-up and in the periodic exchange.
+    let sees_c = sim.run_while_not(Duration::from_secs(300), Duration::from_secs(1), |s| {
+        s.node(a).node.mesh_map().links.iter().any(|(x, y, _)| [*x, *y].contains(&c_id))
+    });
+    assert!(sees_c, "a learns bridge's link to c from bridge's peer exchange");
+    let map = sim.node(a).node.mesh_map();
+    assert_eq!(map.nodes[0], (a_id, "a".to_owned()), "the map starts with the node itself");
+    assert!(map.nodes.contains(&(c_id, "c".to_owned())));
+    let kind = |x: node_core::PeerId, y: node_core::PeerId| {
+        map.links.iter().find(|(p, q, _)| (*p, *q) == (x.min(y), x.max(y))).map(|(_, _, k)| *k)
+    };
+    assert_eq!(kind(a_id, b_id), Some(Some(node_core::LinkKind::Tcp)), "own links carry their kind");
+    assert_eq!(kind(a_id, bridge_id), Some(Some(node_core::LinkKind::Tcp)));
+    assert_eq!(kind(bridge_id, c_id), Some(None), "reported links are marked as hearsay");
+    assert_eq!(kind(a_id, c_id), None, "a has no link to c");
+    let unique: std::collections::BTreeSet<_> = map.links.iter().map(|(p, q, _)| (*p, *q)).collect();
+    assert_eq!(unique.len(), map.links.len(), "each link once");
+}

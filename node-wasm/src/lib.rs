@@ -211,6 +211,13 @@ impl WasmNode {
         to_js(&node_core::json::peers(&list)["list"])
     }
 
+    /// The mesh as this node sees it, as the `map` answer: `{nodes: [{peer_id, name}], links:
+    /// [{a, b, link}]}` (this node first; `link` is null for links only a neighbour reported).
+    #[wasm_bindgen(js_name = meshMap)]
+    pub fn mesh_map(&self) -> JsValue {
+        to_js(&node_core::json::mesh_map(&self.inner.borrow().node.mesh_map()))
+    }
+
     /// Stops the node: says goodbye on every link (so peers drop it at once rather than after
     /// the liveness timeout), closes links and signaling; no more timers or events.
     pub fn stop(&self) {

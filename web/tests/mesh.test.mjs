@@ -91,8 +91,10 @@ try {
     // Direct, not relayed: the server relayed nothing.
     assert.equal(await metric(base, 'weft_bootstrap_relay_sessions'), 0);
     assert.equal(await metric(base, 'weft_bootstrap_relay_bytes_total'), 0);
-    // The page shows the link type.
+    // The page shows the link type, and the map draws the three nodes and page one's two links.
     await one.page.waitForFunction(() => document.getElementById('peers').textContent.includes('webrtc'));
+    await one.page.waitForFunction(() => document.querySelectorAll('#map g[data-peer]').length === 3
+      && document.querySelectorAll('#map line[data-link=webrtc]').length === 2, null, { timeout: 5000 });
   });
 
   await test('chat from page one arrives once in page two and once at the native node', async () => {

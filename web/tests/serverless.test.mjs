@@ -4,10 +4,14 @@
 //
 // Asserts: the page is served by N1 and presets N1's mesh; a page on N1 links directly (WebRTC)
 // to N1 and to N2, whose signaling can only have crossed N1's mesh link; a second page on N1
-// then links to the first page, N1 and N2, all direct; a chat from page two reaches N2 once.
-import { mkdtempSync, rmSync } from 'node:fs';
+// then links to the first page, N1 and N2, all direct; a chat from page two reaches N2 once; a
+// file from page two reaches N2 byte-identical, and the page (three peers, the map, a verified
+// transfer) is saved as docs/img/page.png.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { profile, runCleanup, spawnJson, test, waitFor } from './support.mjs';
 
@@ -15,6 +19,10 @@ const [weftBin] = process.argv.slice(2);
 assert.ok(weftBin, 'usage: node serverless.test.mjs PATH/TO/weft');
 
 const MESH = 'serverless';
+/** The README's picture of the page: three peers, the map, a verified transfer. */
+const SCREENSHOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../docs/img/page.png');
+mkdirSync(dirname(SCREENSHOT), { recursive: true });
+const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 const temp = mkdtempSync(join(tmpdir(), 'weft-serverless-'));
 const cleanup = [];
 
@@ -95,6 +103,21 @@ try {
     await n2.node.line('the chat at N2', 5000, (l) => l.event === 'chat' && l.text === text);
     await new Promise((r) => setTimeout(r, 1000)); // room for a duplicate to show up
     assert.equal(n2.node.lines.filter((l) => l.event === 'chat' && l.text === text).length, 1);
+  });
+
+  await test('a file from page two reaches N2 verified; the page is photographed for the README', async () => {
+    const data = randomBytes(4 * 1024 * 1024);
+    await two.page.setInputFiles(`#peers li[data-peer="${n2.id}"] input[type=file]`, {
+      name: 'holiday-photos.tar', mimeType: 'application/octet-stream', buffer: data,
+    });
+    const done = await n2.node.line('the file at N2', 30_000,
+      (l) => l.event === 'transfer_done' && l.path.endsWith('holiday-photos.tar'));
+    assert.equal(sha256(readFileSync(done.path)), sha256(data), 'byte-identical');
+    await two.page.waitForFunction(() => document.querySelector('#transfers li.verified'), null, { timeout: 10_000 });
+    await two.page.waitForFunction(() => document.querySelectorAll('#map g[data-peer]').length === 4, null, { timeout: 5000 });
+    await two.page.setViewportSize({ width: 900, height: 1100 });
+    await two.page.screenshot({ path: SCREENSHOT, fullPage: true });
+    console.log(`  saved ${SCREENSHOT}`);
   });
 
   assert.deepEqual([...one.errors, ...two.errors], [], 'no script errors in the pages');

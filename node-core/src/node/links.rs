@@ -65,6 +65,9 @@ pub(super) struct Link {
     /// When we pinged the peer because its signaling channel dropped (a closed tab, often):
     /// silence for [`PROBE_TIMEOUT`] after that closes the link without waiting for `stale_after`.
     pub probe: Option<Instant>,
+    /// Whom the peer last said it is linked to (its peer-exchange list, at most
+    /// `MAX_PEX_ENTRIES`): the edges of the mesh map beyond our own links.
+    pub reported: Vec<(PeerId, String)>,
 }
 
 impl Link {
@@ -93,6 +96,7 @@ impl Link {
             rtc_session: None,
             rtc_candidates: 0,
             probe: None,
+            reported: Vec::new(),
         }
     }
 
@@ -435,6 +439,7 @@ impl Node {
                     return;
                 }
                 l.pex_allowance -= 1;
+                l.reported = peers.iter().map(|p| (p.peer_id, p.name.clone())).collect();
                 self.handle_peer_exchange(now, peers)
             }
             Message::Chat(c) => self.handle_chat(now, link, c),
