@@ -102,13 +102,20 @@ async function sendFile(peer, file) {
   }
 }
 
+/** Object URLs of the download links shown now, released when the list is redrawn. */
+let downloadUrls = [];
+
 async function renderReceived() {
+  const list = await weft.receivedFiles();
   const ul = $('received');
+  for (const url of downloadUrls) URL.revokeObjectURL(url);
+  downloadUrls = [];
   ul.replaceChildren();
-  for (const f of await weft.receivedFiles()) {
+  for (const f of list) {
     const li = document.createElement('li');
     const a = document.createElement('a');
     a.href = URL.createObjectURL(f.blob);
+    downloadUrls.push(a.href);
     a.download = f.name;
     a.textContent = f.name;
     li.append(a, ` · ${mib(f.size)} MiB · verified ✓`);

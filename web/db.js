@@ -5,7 +5,7 @@ const VERSION = 2;
 export const IDENTITY = 'identity';
 export const CHUNKS = 'chunks'; // key [blake3, chunk index] → Uint8Array
 export const OUTGOING = 'outgoing'; // key `${peer}/${blake3}` → {peer, name, size, blake3, chunkHashes, blob}
-export const RECEIVED = 'received'; // key blake3 → {blake3, name, size, from, blob, at}
+export const RECEIVED = 'received'; // key blake3 → {blake3, name, size, blob, at}
 
 let opening = null;
 

@@ -29,7 +29,9 @@ export const storage = {
   },
 
   async write(blake3, index, offset, bytes) {
-    await run(CHUNKS, 'readwrite', (s) => s.put(bytes, [blake3, index]));
+    // A Blob, not the bytes: the browser keeps it on disk, and finalize() never needs all of a
+    // file's chunks in memory at once.
+    await run(CHUNKS, 'readwrite', (s) => s.put(new Blob([bytes]), [blake3, index]));
   },
 
   /** Reads every chunk in order, checks size and BLAKE3, keeps the file; returns its name. */
@@ -46,12 +48,16 @@ export const storage = {
     });
     const hasher = new Blake3();
     let total = 0;
-    for (const p of parts) {
-      hasher.update(p);
-      total += p.length;
+    let hash;
+    try {
+      for (const p of parts) {
+        hasher.update(new Uint8Array(await p.arrayBuffer())); // one chunk in memory at a time
+        total += p.size;
+      }
+      hash = hasher.hex();
+    } finally {
+      hasher.free();
     }
-    const hash = hasher.hex();
-    hasher.free();
     if (total !== size || hash !== blake3) {
       await run(CHUNKS, 'readwrite', (s) => s.delete(chunkRange(blake3)));
       throw new Error(`the whole file does not match its hash (${total} of ${size} bytes)`);
@@ -92,11 +98,24 @@ export async function rememberOutgoing(entry) {
   await run(OUTGOING, 'readwrite', (s) => s.put(entry, `${entry.peer}/${entry.blake3}`));
 }
 
-/** The offer of `blake3` to `peer` is finished (or failed): forget it. */
-export async function forgetOutgoing(peer, blake3) {
+/**
+ * The offer of `blake3` to `peer` is finished (or failed): forget it; stop serving the file
+ * unless `stillOffered` (another offer of the same content is under way).
+ */
+export async function forgetOutgoing(peer, blake3, stillOffered) {
+  if (!stillOffered) offered.delete(blake3);
   await run(OUTGOING, 'readwrite', (s) => s.delete(`${peer}/${blake3}`));
-  const left = await run(OUTGOING, 'readonly', (s) => s.getAllKeys());
-  if (!left.some((k) => k.endsWith(`/${blake3}`))) offered.delete(blake3);
+}
+
+/** Serves `blob` for offers of `blake3` (before the offer is stored, so reads never miss it). */
+export function serve(blake3, blob) {
+  offered.set(blake3, blob);
+}
+
+/** True when this page can store `size` more bytes (the browser's estimate). */
+export async function roomFor(size) {
+  const { quota = Infinity, usage = 0 } = (await navigator.storage?.estimate?.()) ?? {};
+  return quota - usage > size;
 }
 
 /** Offers not finished when the page last ran; each is served again from its stored file. */

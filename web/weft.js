@@ -84,7 +84,15 @@ export function start({ name = 'browser', mesh = 'default', signal, iceServers }
     emit({ event: 'ready', peer_id: node.peerId, name, mesh });
     node.onEvent(onNodeEvent);
     // Offers a reload interrupted: made again, so each receiver fetches only what it lacks.
-    for (const o of await files.pendingOutgoing()) offer(o, true);
+    for (const o of await files.pendingOutgoing()) {
+      try {
+        offer(o, true);
+      } catch (err) {
+        // An entry the node refuses now (say, a malformed peer id) must not stop the page.
+        emit({ event: 'error', code: 'resume', message: `cannot resume sending ${o.name}: ${err.message ?? err}` });
+        files.forgetOutgoing(o.peer, o.blake3, false).catch(() => {});
+      }
+    }
     const url = signal === undefined ? defaultSignalUrl() : signal;
     if (url) node.connectSignal(url, iceServers ?? (await defaultIceServers()));
     return info;
@@ -113,14 +121,28 @@ function onNodeEvent(e) {
   emit(e);
 }
 
-/** Every offer is taken, resuming from the chunks already stored. */
+/** Offers being accepted (the core repeats an offer the sender re-sends while it is pending). */
+const accepting = new Set();
+
+/** Offers are taken when the browser has room, resuming from the chunks already stored. */
 async function accept(e) {
+  const key = `${e.from}/${e.transfer_id}`;
+  if (accepting.has(key)) return;
+  accepting.add(key);
+  const n = node;
   try {
+    if (!(await files.roomFor(e.size))) {
+      emit({ event: 'error', code: 'storage', message: `no room in this browser for ${e.name} (${e.size} bytes)` });
+      n.declineOffer(e.from, e.transfer_id, 'the receiving page has no room for it');
+      return;
+    }
     const have = await files.storedChunks(e.blake3, Math.ceil(e.size / e.chunk_size));
-    node?.acceptOffer(e.from, e.transfer_id, have);
+    if (node === n) n.acceptOffer(e.from, e.transfer_id, have);
   } catch (err) {
-    emit({ event: 'error', code: 'storage', message: `cannot take ${e.name}: ${err.message ?? err}` });
-    node?.declineOffer(e.from, e.transfer_id, 'the receiving page cannot store it');
+    // Taken already, or the node stopped meanwhile: nothing to undo.
+    if (node === n) console.warn(`weft: offer ${e.transfer_id}: ${err.message ?? err}`);
+  } finally {
+    accepting.delete(key);
   }
 }
 
@@ -128,7 +150,8 @@ function finishOutgoing(transferId) {
   const o = outgoing.get(transferId);
   if (!o) return;
   outgoing.delete(transferId);
-  files.forgetOutgoing(o.peer, o.blake3).catch((err) => console.error('weft: forgetting a finished offer', err));
+  const stillOffered = [...outgoing.values()].some((x) => x.blake3 === o.blake3);
+  files.forgetOutgoing(o.peer, o.blake3, stillOffered).catch((err) => console.error('weft: forgetting a finished offer', err));
 }
 
 /**
@@ -168,8 +191,14 @@ export async function sendFile(peer, file) {
     emit({ event: 'transfer_hashing', to: peer, name, done, total: file.size }));
   const entry = { peer: String(peer), name, size: file.size, blake3, chunkHashes, blob: file };
   if (node !== n) throw new Error('weft was stopped while the file was being hashed');
+  files.serve(blake3, file);
   const { transferId } = offer(entry);
-  await files.rememberOutgoing(entry);
+  try {
+    await files.rememberOutgoing(entry);
+  } catch (err) {
+    // The transfer goes on; only a reload would lose it.
+    emit({ event: 'error', code: 'storage', message: `${name} is being sent but will not resume after a reload: ${err.message ?? err}` });
+  }
   return { transferId, blake3 };
 }
 

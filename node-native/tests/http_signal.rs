@@ -163,6 +163,26 @@ fn bad_signaling_clients_are_closed_with_a_reason_and_honest_ones_still_served()
         assert!(message.contains(MESH), "the refusal names the node's mesh: {message}");
         assert_eq!(close_of(&mut ws).await.0, CloseCode::Policy);
 
+        // Another site's page in a visitor's browser, and a rebinding name, are turned away.
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url.as_str().into_client_request().unwrap();
+        req.headers_mut().insert("origin", "http://evil.example".parse().unwrap());
+        match tokio_tungstenite::connect_async(req).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
+            other => panic!("a foreign origin must be refused: {:?}", other.map(|_| ())),
+        }
+        let mut req = url.as_str().into_client_request().unwrap();
+        req.headers_mut().insert("host", "evil.example".parse().unwrap());
+        match tokio_tungstenite::connect_async(req).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 421),
+            other => panic!("a foreign host name must be refused: {:?}", other.map(|_| ())),
+        }
+        let own_origin = format!("http://{}", url.trim_start_matches("ws://").trim_end_matches("/v1/signal"));
+        let mut req = url.as_str().into_client_request().unwrap();
+        req.headers_mut().insert("origin", own_origin.parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("the node's own origin is welcome");
+        assert!(matches!(next(&mut ws).await, ServerMsg::Challenge { .. }));
+
         // The node still serves honest browsers: the welcome lists the node first, presence
         // flows, and an envelope between two browsers here arrives unchanged and attributed.
         let (mut a, peers) = join(&url, &keys(1)).await;

@@ -63,6 +63,8 @@ pub(crate) async fn spawn(config: &HttpConfig, state: HttpState) -> std::io::Res
         Some(dir) => app.fallback_service(tower_http::services::ServeDir::new(dir)),
         None => app.fallback(assets::serve),
     };
+    let own_names = Arc::new(own_host_names());
+    let app = app.layer(axum::middleware::from_fn(move |req, next| guard_host(own_names.clone(), req, next)));
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         let shutdown = async move { stopped.closed().await };
@@ -71,6 +73,50 @@ pub(crate) async fn spawn(config: &HttpConfig, state: HttpState) -> std::io::Res
         }
     });
     Ok(addr)
+}
+
+/// Names this host answers to besides IP literals and `localhost`: its host name, and that name
+/// under `.local` (mDNS).
+fn own_host_names() -> Vec<String> {
+    let name = std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim().to_ascii_lowercase();
+    if name.is_empty() {
+        return Vec::new();
+    }
+    vec![format!("{name}.local"), name]
+}
+
+/// The host part of a `Host` header value or an origin's authority (`[v6]:port`, `name:port`).
+fn host_part(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
+}
+
+/// True when a request for `host` may be answered: an IP literal, `localhost`, or one of
+/// `own` names. Anything else could be DNS rebinding — a hostile site's name pointed at this
+/// node, so that a visitor's browser treats the node as part of that site.
+fn host_allowed(host: &str, own: &[String]) -> bool {
+    let host = host.to_ascii_lowercase();
+    host.parse::<std::net::IpAddr>().is_ok() || host == "localhost" || own.contains(&host)
+}
+
+/// Refuses requests whose `Host` is not this node's (see [`host_allowed`]).
+async fn guard_host(
+    own: Arc<Vec<String>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let host = req.headers().get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    if !host_allowed(host_part(host), &own) {
+        let message = "this node answers only to its IP addresses, localhost and its own host name\n";
+        return (axum::http::StatusCode::MISDIRECTED_REQUEST, message).into_response();
+    }
+    next.run(req).await
 }
 
 /// `GET /v1/info`: this node, in the shape of a bootstrap server's answer where they overlap
@@ -85,4 +131,20 @@ async fn info(State(st): State<HttpState>) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "stun": null,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_hosts_names_are_answered() {
+        let own = vec!["box.local".to_owned(), "box".to_owned()];
+        for ok in ["127.0.0.1:8480", "[::1]:8480", "192.168.1.9", "localhost:8480", "BOX:8480", "box.local"] {
+            assert!(host_allowed(host_part(ok), &own), "{ok}");
+        }
+        for bad in ["evil.example:8480", "box.evil.example", "", "localhost.evil.example"] {
+            assert!(!host_allowed(host_part(bad), &own), "{bad}");
+        }
+    }
 }

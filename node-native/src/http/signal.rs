@@ -14,7 +14,7 @@ use crate::actor::ToActor;
 use crate::signal_router::{LocalOut, RouteError};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use governor::{DefaultDirectRateLimiter, Quota};
 use node_core::envelope::Envelope;
@@ -140,8 +140,21 @@ impl Drop for Slot {
 pub(crate) async fn upgrade(
     State(st): State<HttpState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // A page from another site must not join the mesh through a visitor's browser: browsers send
+    // `Origin`, and it must be this node's own origin. (Programs that send none are not a
+    // visitor's browser, and log in with their own key like anyone.)
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        let origin = origin.to_str().unwrap_or_default();
+        let authority = origin.split_once("://").map(|(_, a)| a).unwrap_or_default();
+        if !authority.eq_ignore_ascii_case(host) {
+            let message = format!("pages from {origin} may not use this node's signaling");
+            return (StatusCode::FORBIDDEN, message).into_response();
+        }
+    }
     let Some(slot) = st.sessions.take(&st, addr.ip()) else {
         let message = "too many signaling connections to this node from this address, or in all";
         return (StatusCode::TOO_MANY_REQUESTS, message).into_response();
@@ -183,7 +196,8 @@ async fn login(ws: &mut WebSocket, st: &HttpState) -> Result<PeerId, Option<Clos
     }
     let first = match tokio::time::timeout(LOGIN_TIMEOUT, ws.recv()).await {
         Err(_) => return Err(Some(Close::new(CloseCode::Policy, "no login within 10 s"))),
-        Ok(first) => parse(first).map_err(Some)?,
+        // A client that left during the login gets no close frame (there is no one to read it).
+        Ok(first) => parse(first).map_err(|close| (close.code != CloseCode::GoingAway).then_some(close))?,
     };
     let Some(first) = first else { return Err(Some(Close::new(CloseCode::Policy, "expected a login"))) };
     let ClientMsg::Login { peer_id, mesh_id, signature } = first else {
@@ -261,7 +275,12 @@ async fn session_loop(
         tokio::select! {
             out = rx.recv() => match out {
                 Some(LocalOut::Msg(m)) => if !send(ws, &m).await { return None },
-                Some(LocalOut::Replaced) => return Some(Close::new(CloseCode::Policy, "this PeerId logged in on another connection")),
+                Some(LocalOut::Replaced) => {
+                    // Said as the bootstrap server says it, so a page can tell why it was closed.
+                    let message = "this PeerId logged in on another connection";
+                    let _ = send(ws, &ServerMsg::Error { code: SignalError::Replaced, message: message.into() }).await;
+                    return Some(Close::new(CloseCode::Policy, message));
+                }
                 None => return None,
             },
             _ = ping.tick() => {
