@@ -86,17 +86,8 @@ fn a_partition_heals_and_broadcast_reaches_everyone_again() {
 
 #[test]
 fn direct_messages_reach_only_their_target_even_without_a_link() {
-    // Two LAN segments joined only through node 2 (which is on segment 0 and dials into segment 1).
-    let mut sim = node_core::sim::Sim::new(node_core::sim::SimConfig { seed: seed(14), ..Default::default() });
-    let cfg = |name: &str, max_peers| node_core::Config { name: name.into(), max_peers, ..Default::default() };
-    let a = sim.add_node(cfg("a", 32), 0);
-    let _b = sim.add_node(cfg("b", 32), 0);
-    let bridge = sim.add_node(cfg("bridge", 32), 0);
-    let c = sim.add_node(node_core::Config { lan_discovery: false, ..cfg("c", 1) }, 1);
-    sim.run_for(Duration::from_secs(3));
-    let c_addr = sim.addr_of(c);
+    let (mut sim, [a, _b, _bridge, c]) = bridged_segments(seed(14));
     let c_id = sim.node(c).node.peer_id();
-    sim.command(bridge, Command::Connect { addr: c_addr, expect: Some(c_id) }).unwrap();
     sim.run_for(Duration::from_secs(3));
     assert!(sim.node(a).node.peers().iter().all(|p| p.peer != c_id), "a has no link to c");
     sim.command(a, Command::Direct { to: c_id, text: "psst".into() }).unwrap();
@@ -147,16 +138,8 @@ fn the_same_seed_gives_the_same_event_log() {
 
 #[test]
 fn the_mesh_map_shows_own_links_and_what_neighbours_report() {
-    // a, b and bridge on one LAN; c reachable only through bridge.
-    let mut sim = node_core::sim::Sim::new(node_core::sim::SimConfig { seed: seed(16), ..Default::default() });
-    let cfg = |name: &str, max_peers| node_core::Config { name: name.into(), max_peers, ..Default::default() };
-    let a = sim.add_node(cfg("a", 32), 0);
-    let b = sim.add_node(cfg("b", 32), 0);
-    let bridge = sim.add_node(cfg("bridge", 32), 0);
-    let c = sim.add_node(node_core::Config { lan_discovery: false, ..cfg("c", 1) }, 1);
-    sim.run_for(Duration::from_secs(3));
-    let (c_addr, c_id) = (sim.addr_of(c), sim.node(c).node.peer_id());
-    sim.command(bridge, Command::Connect { addr: c_addr, expect: Some(c_id) }).unwrap();
+    let (mut sim, [a, b, bridge, c]) = bridged_segments(seed(16));
+    let c_id = sim.node(c).node.peer_id();
     let id = |i| sim.node(i).node.peer_id();
     let (a_id, b_id, bridge_id) = (id(a), id(b), id(bridge));
     // Neighbours share their lists on link-up and in the periodic exchange.
@@ -176,4 +159,19 @@ fn the_mesh_map_shows_own_links_and_what_neighbours_report() {
     assert_eq!(kind(a_id, c_id), None, "a has no link to c");
     let unique: std::collections::BTreeSet<_> = map.links.iter().map(|(p, q, _)| (*p, *q)).collect();
     assert_eq!(unique.len(), map.links.len(), "each link once");
+}
+
+/// Two LAN segments joined only through `bridge`: a, b and bridge on segment 0, and c (one peer
+/// at most, no discovery) on segment 1, which bridge has just been told to dial.
+fn bridged_segments(seed: u64) -> (node_core::sim::Sim, [node_core::sim::NodeIdx; 4]) {
+    let mut sim = node_core::sim::Sim::new(node_core::sim::SimConfig { seed, ..Default::default() });
+    let cfg = |name: &str, max_peers| node_core::Config { name: name.into(), max_peers, ..Default::default() };
+    let a = sim.add_node(cfg("a", 32), 0);
+    let b = sim.add_node(cfg("b", 32), 0);
+    let bridge = sim.add_node(cfg("bridge", 32), 0);
+    let c = sim.add_node(node_core::Config { lan_discovery: false, ..cfg("c", 1) }, 1);
+    sim.run_for(Duration::from_secs(3));
+    let (c_addr, c_id) = (sim.addr_of(c), sim.node(c).node.peer_id());
+    sim.command(bridge, Command::Connect { addr: c_addr, expect: Some(c_id) }).unwrap();
+    (sim, [a, b, bridge, c])
 }
