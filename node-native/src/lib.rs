@@ -60,6 +60,7 @@ pub mod identity_file;
 mod link;
 pub mod noise;
 pub mod rtc;
+mod rtc_runtime;
 mod signal_router;
 mod tcp;
 mod udp;

@@ -9,7 +9,8 @@
 
 use crate::actor::ToActor;
 use crate::link::{LinkTasks, LINK_QUEUE};
-use bytes::BytesMut;
+use crate::rtc_runtime::{BufferedRuntime, UDP_RECEIVE_BUFFER};
+use bytes::{BufMut, BytesMut};
 use node_core::envelope::{IceCandidate, RtcSignal};
 use node_core::wire::fragment::{self, Reassembler};
 use node_core::{Direction, Input, LinkId, PeerId};
@@ -174,12 +175,15 @@ async fn negotiate(
     let stun_urls = settings.stun_urls.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let ice_servers =
         if stun_urls.is_empty() { Vec::new() } else { vec![RTCIceServer { urls: stun_urls, ..Default::default() }] };
+    // The SCTP window (1 MiB) and MTU (1191) stay at the crate's defaults: raising either did not
+    // help (docs/BENCHMARKS.md, "Browser data channels").
     let setting_engine =
         SettingEngineBuilder::new().with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled).build();
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
         .with_setting_engine(setting_engine)
         .with_handler(Arc::new(events))
+        .with_runtime(Arc::new(BufferedRuntime::new(UDP_RECEIVE_BUFFER)))
         .with_udp_addrs(settings.udp_addrs.clone())
         .with_data_channel_send_buffer_limit(SEND_BUFFER)
         .build()
@@ -279,8 +283,12 @@ fn spawn_link_tasks(
     let writer_queued = queued.clone();
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
-            for piece in fragment::split(&frame) {
-                if writer_dc.send(BytesMut::from(&piece[..])).await.is_err() {
+            for (flag, body) in fragment::pieces(&frame) {
+                // Straight into the message buffer: one copy of each byte before SCTP's own.
+                let mut piece = BytesMut::with_capacity(body.len() + 1);
+                piece.put_u8(flag);
+                piece.extend_from_slice(body);
+                if writer_dc.send(piece).await.is_err() {
                     return;
                 }
             }

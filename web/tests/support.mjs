@@ -21,10 +21,14 @@ export async function waitFor(what, ms, check) {
   }
 }
 
-/** A process printing one JSON object per line on stdout; keeps every parsed line. */
+/**
+ * A process printing one JSON object per line on stdout; keeps every parsed line, and in `times`
+ * when it arrived (Date.now()).
+ */
 export function spawnJson(bin, args, { stdin = 'ignore' } = {}) {
   const proc = spawn(bin, args, { stdio: [stdin, 'pipe', 'inherit'] });
   const lines = [];
+  const times = [];
   let buffered = '';
   proc.stdout.on('data', (chunk) => {
     buffered += chunk;
@@ -34,6 +38,7 @@ export function spawnJson(bin, args, { stdin = 'ignore' } = {}) {
       buffered = buffered.slice(nl + 1);
       try {
         lines.push(JSON.parse(line));
+        times.push(Date.now());
       } catch {
         // not JSON (a human line): ignored
       }
@@ -44,6 +49,7 @@ export function spawnJson(bin, args, { stdin = 'ignore' } = {}) {
   return {
     proc,
     lines,
+    times,
     /** The first line matching `pred`, waiting up to `ms`. */
     async line(what, ms, pred) {
       return waitFor(what, ms, () => {

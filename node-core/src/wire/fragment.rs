@@ -16,19 +16,25 @@ pub const MAX_PIECE: usize = 64 * 1024;
 
 /// Cuts `frame` into data-channel messages. An empty frame is one message (just the flag).
 pub fn split(frame: &[u8]) -> Vec<Vec<u8>> {
+    pieces(frame)
+        .map(|(flag, body)| {
+            let mut piece = Vec::with_capacity(body.len() + 1);
+            piece.push(flag);
+            piece.extend_from_slice(body);
+            piece
+        })
+        .collect()
+}
+
+/// The pieces of `frame` as (flag, body) without copying, for a caller that writes them straight
+/// into its own message buffers. An empty frame is one piece with an empty body.
+pub fn pieces(frame: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     let step = MAX_PIECE - 1;
-    if frame.is_empty() {
-        return vec![vec![LAST]];
-    }
-    let mut out = Vec::with_capacity(frame.len().div_ceil(step));
-    let mut chunks = frame.chunks(step).peekable();
-    while let Some(chunk) = chunks.next() {
-        let mut piece = Vec::with_capacity(chunk.len() + 1);
-        piece.push(if chunks.peek().is_some() { MORE } else { LAST });
-        piece.extend_from_slice(chunk);
-        out.push(piece);
-    }
-    out
+    let count = frame.len().div_ceil(step).max(1);
+    (0..count).map(move |i| {
+        let body = &frame[(i * step).min(frame.len())..((i + 1) * step).min(frame.len())];
+        (if i + 1 < count { MORE } else { LAST }, body)
+    })
 }
 
 /// Joins pieces back into frames, for one link.
@@ -92,6 +98,13 @@ mod tests {
         assert!(Reassembler::new(10).push(&[]).is_err());
         assert!(Reassembler::new(10).push(&[7, 1]).is_err());
         assert_eq!(Reassembler::new(10).push(&split(&[])[0]).unwrap(), Some(vec![]));
+    }
+
+    #[test]
+    fn a_frame_of_whole_pieces_ends_with_a_full_last_piece() {
+        let frame = vec![9u8; 2 * (MAX_PIECE - 1)];
+        let flags: Vec<(u8, usize)> = pieces(&frame).map(|(flag, body)| (flag, body.len())).collect();
+        assert_eq!(flags, [(MORE, MAX_PIECE - 1), (LAST, MAX_PIECE - 1)]);
     }
 
     proptest! {
