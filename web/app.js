@@ -149,10 +149,13 @@ weft.onEvent((e) => {
       $('status').textContent = 'not joined';
       break;
     case 'signaling':
-      $('signal').textContent =
-        e.state === 'connected'
-          ? `signaling: connected (${e.peers} online)`
-          : `signaling ${e.state === 'lost' ? 'lost' : 'unavailable'}: retrying in ${Math.round(e.retry_ms / 1000)} s; links already up keep working`;
+      if (e.state === 'connected') {
+        $('signal').textContent = `signaling: connected (${e.peers} online)`;
+      } else if (e.state === 'stopped') {
+        $('signal').textContent = `signaling stopped: ${e.reason}; links already up keep working (reload to sign in again)`;
+      } else {
+        $('signal').textContent = `signaling ${e.state === 'lost' ? 'lost' : 'unavailable'}: retrying in ${Math.round(e.retry_ms / 1000)} s; links already up keep working`;
+      }
       $('signal').className = e.state === 'connected' ? 'ok' : 'warn';
       break;
     case 'transfer_hashing':

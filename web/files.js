@@ -8,6 +8,12 @@
 import { CHUNKS, OUTGOING, RECEIVED, run } from './db.js';
 import { Blake3, FileHasher } from './pkg/node_wasm.js';
 
+/**
+ * How long a file this page was sending is re-offered after reloads: a receiver that has not
+ * finished within a week is not coming back, and the browser should get the space back.
+ */
+const OFFER_KEPT_MS = 7 * 24 * 3600 * 1000;
+
 /** Files this page offers, by BLAKE3 (hex): where chunk reads come from. */
 const offered = new Map();
 
@@ -30,19 +36,27 @@ export const storage = {
 
   async write(blake3, index, offset, bytes) {
     // A Blob, not the bytes: the browser keeps it on disk, and finalize() never needs all of a
-    // file's chunks in memory at once.
-    await run(CHUNKS, 'readwrite', (s) => s.put(new Blob([bytes]), [blake3, index]));
+    // file's chunks in memory at once. Keyed by offset, so a chunk says where it belongs whatever
+    // chunk size the sender used.
+    await run(CHUNKS, 'readwrite', (s) => s.put(new Blob([bytes]), [blake3, offset]));
   },
 
-  /** Reads every chunk in order, checks size and BLAKE3, keeps the file; returns its name. */
+  /** Reads the chunks in order, checks size and BLAKE3, keeps the file; returns its name. */
   async finalize(blake3, name, size) {
+    // The run of chunks from offset 0, each starting where the last ended: chunks left from an
+    // offer with another chunk size (overlapping ones) are skipped.
     const parts = [];
+    let end = 0;
     await run(CHUNKS, 'readonly', (s) => {
       const req = s.openCursor(chunkRange(blake3));
       req.onsuccess = () => {
-        if (!req.result) return;
-        parts.push(req.result.value);
-        req.result.continue();
+        const cursor = req.result;
+        if (!cursor) return;
+        if (cursor.key[1] === end) {
+          parts.push(cursor.value);
+          end += cursor.value.size;
+        }
+        cursor.continue();
       };
       return req;
     });
@@ -70,11 +84,26 @@ export const storage = {
   },
 };
 
-/** One byte per chunk of a download: 1 where the chunk is already stored (to resume from). */
-export async function storedChunks(blake3, count) {
-  const keys = await run(CHUNKS, 'readonly', (s) => s.getAllKeys(chunkRange(blake3)));
-  const have = new Uint8Array(count);
-  for (const [, index] of keys) if (index < count) have[index] = 1;
+/**
+ * One byte per chunk of a download of `size` bytes in chunks of `chunkSize`: 1 where that chunk
+ * is already stored whole (to resume from).
+ */
+export async function storedChunks(blake3, size, chunkSize) {
+  const have = new Uint8Array(Math.ceil(size / chunkSize));
+  await run(CHUNKS, 'readonly', (s) => {
+    const req = s.openCursor(chunkRange(blake3));
+    req.onsuccess = () => {
+      const cursor = req.result;
+      if (!cursor) return;
+      const offset = cursor.key[1];
+      const index = offset / chunkSize;
+      if (Number.isInteger(index) && index < have.length && cursor.value.size === Math.min(chunkSize, size - offset)) {
+        have[index] = 1;
+      }
+      cursor.continue();
+    };
+    return req;
+  });
   return have;
 }
 
@@ -95,7 +124,7 @@ export async function hashFile(file, chunkSize, progress = () => {}) {
 /** Serves `blob` for offers of `blake3` and remembers the offer until it is finished. */
 export async function rememberOutgoing(entry) {
   offered.set(entry.blake3, entry.blob);
-  await run(OUTGOING, 'readwrite', (s) => s.put(entry, `${entry.peer}/${entry.blake3}`));
+  await run(OUTGOING, 'readwrite', (s) => s.put({ ...entry, at: Date.now() }, `${entry.peer}/${entry.blake3}`));
 }
 
 /**
@@ -118,11 +147,17 @@ export async function roomFor(size) {
   return quota - usage > size;
 }
 
-/** Offers not finished when the page last ran; each is served again from its stored file. */
+/** Offers not finished when the page last ran (and under a week old), each served again from its stored file. */
 export async function pendingOutgoing() {
   const entries = await run(OUTGOING, 'readonly', (s) => s.getAll());
-  for (const e of entries) offered.set(e.blake3, e.blob);
-  return entries;
+  const now = Date.now();
+  const stale = entries.filter((e) => !(now - e.at < OFFER_KEPT_MS));
+  if (stale.length) {
+    await run(OUTGOING, 'readwrite', (s) => { for (const e of stale) s.delete(`${e.peer}/${e.blake3}`); });
+  }
+  const live = entries.filter((e) => !stale.includes(e));
+  for (const e of live) offered.set(e.blake3, e.blob);
+  return live;
 }
 
 /** Finished downloads, newest first: `[{blake3, name, size, blob, at}]`. */

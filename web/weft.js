@@ -136,7 +136,7 @@ async function accept(e) {
       n.declineOffer(e.from, e.transfer_id, 'the receiving page has no room for it');
       return;
     }
-    const have = await files.storedChunks(e.blake3, Math.ceil(e.size / e.chunk_size));
+    const have = await files.storedChunks(e.blake3, e.size, e.chunk_size);
     if (node === n) n.acceptOffer(e.from, e.transfer_id, have);
   } catch (err) {
     // Taken already, or the node stopped meanwhile: nothing to undo.

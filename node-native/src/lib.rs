@@ -228,6 +228,10 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
     let listener = bind_tcp(config.listen).map_err(|source| StartError::Listen { addr: config.listen, source })?;
     let tcp_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
     let listen_addrs = listen_addrs(tcp_addr);
+    let http_listener = match &config.http {
+        Some(http) => Some(http::bind(http).await.map_err(|source| StartError::Http { addr: http.listen, source })?),
+        None => None,
+    };
     let (to_actor, inbox) = mpsc::channel(INBOX);
     let discovery = if config.lan_discovery {
         Some(udp::Discovery::start(&config.discovery_ports, to_actor.clone()).map_err(StartError::Discovery)?)
@@ -299,8 +303,8 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         downloads: HashMap::new(),
         pending_offers: HashMap::new(),
     };
-    let http_addr = match &config.http {
-        Some(http) => {
+    let http_addr = match (&config.http, http_listener) {
+        (Some(http), Some((listener, addr))) => {
             let state = http::HttpState {
                 me: peer_id,
                 name: config.name.clone(),
@@ -310,11 +314,10 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
                 to_actor: to_actor_for_signal.clone(),
                 sessions: Default::default(),
             };
-            let addr =
-                http::spawn(http, state).await.map_err(|source| StartError::Http { addr: http.listen, source })?;
+            http::spawn(listener, http, state);
             Some(addr)
         }
-        None => None,
+        _ => None,
     };
     tokio::spawn(actor.run(command_rx, inbox));
     if let (Some(bs), Some(b)) = (&bootstrap, &config.bootstrap) {
@@ -342,4 +345,26 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         chunk_size,
         bootstrap,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bad_http_address_leaves_nothing_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let result = start(NodeConfig {
+            data_dir: dir.path().to_owned(),
+            listen: tcp,
+            lan_discovery: false,
+            http: Some(http::HttpConfig { listen: taken.local_addr().unwrap(), web_dir: None }),
+            ..Default::default()
+        })
+        .await;
+        assert!(matches!(result, Err(StartError::Http { .. })), "the taken address is reported");
+        std::net::TcpListener::bind(tcp).expect("the node's TCP port was let go");
+    }
 }

@@ -83,6 +83,12 @@ impl SignalRouter {
         lock(&self.local).clients.contains_key(peer)
     }
 
+    /// True when some channel reaches `peer`: a browser on our `/v1/signal`, or a peer online on
+    /// the bootstrap server. A browser may be on both; it is offline only when it left both.
+    pub fn reachable(&self, peer: &PeerId) -> bool {
+        self.is_local(peer) || lock(&self.server).as_ref().is_some_and(|(_, online)| online.contains(peer))
+    }
+
     /// A browser logged in: registers it (closing an older session of the same PeerId), tells the
     /// other browsers, and returns its session number and the browsers already there.
     pub fn join_local(&self, peer: PeerId, tx: mpsc::Sender<LocalOut>) -> (u64, Vec<PeerId>) {
@@ -161,6 +167,23 @@ mod tests {
         assert!(router.leave_local(peer(1), s1b));
         assert!(!router.is_local(&peer(1)));
         assert_eq!(router.forward_local(peer(2), peer(1), vec![1]), Err(RouteError::NoRoute));
+    }
+
+    #[test]
+    fn a_browser_on_both_channels_stays_reachable_until_it_left_both() {
+        let router = SignalRouter::default();
+        let (server_tx, _server_rx) = mpsc::channel(8);
+        router.set_server(Some(server_tx));
+        router.server_peer(peer(1), true);
+        let (tx, _rx) = mpsc::channel(8);
+        let (session, _) = router.join_local(peer(1), tx);
+        assert!(router.leave_local(peer(1), session));
+        assert!(router.reachable(&peer(1)), "still online on the server");
+        let (tx, _rx) = mpsc::channel(8);
+        router.join_local(peer(1), tx);
+        router.set_server(None);
+        assert!(router.reachable(&peer(1)), "still on our own /v1/signal");
+        assert!(!router.reachable(&peer(2)));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use crate::{emit, feed, Inner};
 use node_core::identity::Keypair;
-use node_core::signal::{login_bytes, ClientMsg, ServerMsg};
+use node_core::signal::{login_bytes, ClientMsg, ServerMsg, SignalError};
 use node_core::{Input, PeerId};
 use serde_json::json;
 use std::cell::RefCell;
@@ -30,6 +30,9 @@ pub struct Signaling {
     handlers: Vec<Closure<dyn FnMut(JsValue)>>,
     /// The pending reconnect: its timer id and the closure it calls (cleared before freeing).
     reconnect: Option<(i32, Closure<dyn FnMut()>)>,
+    /// Set when the server said why it is closing and trying again cannot help: then the socket
+    /// is not reopened (two tabs of one profile would otherwise take turns replacing each other).
+    given_up: Option<&'static str>,
 }
 
 impl Signaling {
@@ -43,6 +46,7 @@ impl Signaling {
             backoff_ms: 1000,
             handlers: Vec::new(),
             reconnect: None,
+            given_up: None,
         }
     }
 
@@ -151,6 +155,14 @@ fn on_server_msg(weak: &Weak<RefCell<Inner>>, msg: ServerMsg) {
         ServerMsg::PeerLeft { peer_id } => set_online(weak, peer_id, false),
         ServerMsg::Envelope { payload, .. } => feed(weak, Input::Signal { data: payload }),
         ServerMsg::Error { code, message } => {
+            let final_reason = match code {
+                SignalError::Replaced => Some("this identity signed in to signaling from another tab or window"),
+                SignalError::BadLogin => Some("the signaling server refused this node's login (another mesh?)"),
+                _ => None,
+            };
+            if let (Some(reason), Some(sig)) = (final_reason, inner.borrow_mut().signaling.as_mut()) {
+                sig.given_up = Some(reason);
+            }
             let code = serde_json::to_value(code).unwrap_or_default();
             emit(&inner, json!({"event": "error", "code": "signaling", "reason": code, "message": message}));
         }
@@ -174,10 +186,11 @@ fn set_online(weak: &Weak<RefCell<Inner>>, peer: PeerId, online: bool) {
     feed(weak, Input::SignalPeer { peer, online });
 }
 
-/// The socket closed: tell the page and the core, then reconnect after a backoff.
+/// The socket closed: tell the page and the core, then reconnect after a backoff (unless the
+/// server said that would not help).
 fn on_lost(weak: &Weak<RefCell<Inner>>, reason: String) {
     let Some(inner) = weak.upgrade() else { return };
-    let (was, url, delay, gone) = {
+    let (was, url, delay, gone, given_up) = {
         let mut i = inner.borrow_mut();
         if i.stopped {
             return;
@@ -189,12 +202,19 @@ fn on_lost(weak: &Weak<RefCell<Inner>>, reason: String) {
         let was = std::mem::take(&mut sig.logged_in);
         let delay = sig.backoff_ms;
         sig.backoff_ms = (sig.backoff_ms * 2).min(MAX_BACKOFF_MS);
-        (was, sig.url.clone(), delay, std::mem::take(&mut sig.online))
+        (was, sig.url.clone(), delay, std::mem::take(&mut sig.online), sig.given_up)
     };
-    let state = if was { "lost" } else { "unavailable" };
-    emit(&inner, json!({"event": "signaling", "state": state, "url": url, "reason": reason, "retry_ms": delay}));
+    if let Some(why) = given_up {
+        emit(&inner, json!({"event": "signaling", "state": "stopped", "url": url, "reason": why}));
+    } else {
+        let state = if was { "lost" } else { "unavailable" };
+        emit(&inner, json!({"event": "signaling", "state": state, "url": url, "reason": reason, "retry_ms": delay}));
+    }
     for peer in gone {
         feed(weak, Input::SignalPeer { peer, online: false });
+    }
+    if given_up.is_some() {
+        return;
     }
     let w = weak.clone();
     let retry = Closure::<dyn FnMut()>::new(move || {

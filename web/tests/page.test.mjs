@@ -68,6 +68,27 @@ try {
     await b.context.close();
   });
 
+  await test('a second tab of the same profile takes over signaling; the first stops instead of taking it back', async () => {
+    const log = () => { window.__signaling = []; weft.onEvent((e) => { if (e.event === 'signaling') window.__signaling.push(e); }); };
+    await a.page.evaluate(log);
+    const tab = await a.context.newPage();
+    tab.on('pageerror', (e) => a.errors.push(e.message));
+    await tab.goto(base + '/');
+    await tab.waitForFunction(() => typeof window.weft?.start === 'function');
+    await tab.evaluate(log);
+    const same = await tab.evaluate(async () => (await weft.start({ name: 'page-one', mesh: 'test-mesh' })).peerId);
+    assert.equal(same, firstId, 'one profile, one identity');
+    await a.page.waitForFunction(() => window.__signaling.some((e) => e.state === 'stopped'), null, { timeout: 5000 });
+    assert.match(await a.page.textContent('#signal'), /signaling stopped: this identity signed in to signaling from another tab/);
+    // Past the first reconnect delay (1 s): the first tab has not come back to replace the second.
+    await new Promise((r) => setTimeout(r, 3000));
+    const states = await tab.evaluate(() => window.__signaling.map((e) => e.state));
+    assert.deepEqual(states, ['connected'], 'the second tab stays signed in');
+    assert.equal(await a.page.evaluate(() => window.__signaling.filter((e) => e.state === 'connected').length), 0);
+    await tab.evaluate(() => weft.stop());
+    await tab.close();
+  });
+
   await test('misuse gets clear errors', async () => {
     const msg = await a.page.evaluate(() => {
       weft.stop();

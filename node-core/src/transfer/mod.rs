@@ -275,6 +275,11 @@ impl Transfers {
             // One entry per peer and download: a peer re-offering with new ids replaces its old one.
             self.sources.retain(|(p, _), f| !(*p == from && *f == file));
             self.sources.insert(key, file);
+            if d.source_transfer(&from).is_some_and(|old| old != offer.transfer_id) {
+                // A restarted sender (a reloaded page) forgot the old id: what we asked under it
+                // will never be answered, so ask again now rather than after the request timeout.
+                d.remove_source(&from);
+            }
             d.add_source(from, offer.transfer_id);
             d.pump(now, &self.connected, self.window, actions);
             return;
@@ -535,6 +540,55 @@ mod tests {
             Message::Hashes { transfer_id: TransferId([2; 16]), start: 0, hashes: vec![0; 320] },
         );
         assert!(acts.is_empty());
+    }
+
+    #[test]
+    fn a_sender_that_restarts_with_a_new_id_is_asked_again_at_once() {
+        let t0 = Instant::from_unix_ms(0);
+        let chunk = vec![7u8; 1024];
+        let hashes: Vec<[u8; 32]> = (0..4).map(|_| *blake3::hash(&chunk).as_bytes()).collect();
+        let offer = Offer {
+            transfer_id: TransferId([1; 16]),
+            name: "f".into(),
+            size: 4096,
+            chunk_size: 1024,
+            file_hash: [5; 32],
+            hash_list_hash: hash_list_hash(&hashes),
+        };
+        let a = peer(1);
+        let mut tr = Transfers::new(4);
+        tr.on_peer_connected(t0, a);
+        tr.on_message(t0, a, Message::Offer(offer.clone()));
+        tr.accept(t0, a, offer.transfer_id, vec![]).unwrap();
+        let acts =
+            tr.on_message(t0, a, Message::Hashes { transfer_id: offer.transfer_id, start: 0, hashes: hashes.concat() });
+        assert!(matches!(&sends(&acts)[..], [Message::Want { .. }]));
+        // The sender goes away and comes back as a new instance: the reconnect re-asks under the
+        // old id, which it no longer knows; then it re-offers the same file under a new id.
+        tr.on_peer_disconnected(t0, a);
+        let acts = tr.on_peer_connected(t0, a);
+        assert!(matches!(&sends(&acts)[..], [Message::Want { transfer_id, .. }] if *transfer_id == offer.transfer_id));
+        let renewed = Offer { transfer_id: TransferId([2; 16]), ..offer.clone() };
+        let acts = tr.on_message(t0, a, Message::Offer(renewed.clone()));
+        let wants: Vec<&Message> = acts
+            .iter()
+            .filter_map(|x| match x {
+                Action::Send { msg: m @ Message::Want { transfer_id, .. }, .. }
+                    if *transfer_id == renewed.transfer_id =>
+                {
+                    Some(m)
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(!wants.is_empty(), "the missing chunks are asked for under the new id at once: {acts:?}");
+        // The old instance's refusal of the old id arrives late and changes nothing.
+        let acts = tr.on_message(
+            t0,
+            a,
+            Message::TransferCancel { transfer_id: offer.transfer_id, reason: "unknown transfer".into() },
+        );
+        assert!(acts.is_empty(), "{acts:?}");
     }
 
     #[test]

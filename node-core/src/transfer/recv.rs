@@ -122,6 +122,11 @@ impl Download {
         self.sources.insert(peer, transfer_id);
     }
 
+    /// The transfer id `peer` offered this download under, if it is a source.
+    pub fn source_transfer(&self, peer: &PeerId) -> Option<TransferId> {
+        self.sources.get(peer).copied()
+    }
+
     pub fn remove_source(&mut self, peer: &PeerId) {
         self.sources.remove(peer);
         self.source_lost(peer);

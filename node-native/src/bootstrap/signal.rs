@@ -50,7 +50,8 @@ pub(crate) async fn signal_loop(
             tracing::debug!("signaling session with {} ended: {e}", bs.client.url());
         }
         router.set_server(None);
-        for peer in online {
+        // Browsers also on our own `/v1/signal` are still reachable there.
+        for peer in online.into_iter().filter(|p| !router.is_local(p)) {
             let _ = to_actor.send(ToActor::Input(Input::SignalPeer { peer, online: false })).await;
         }
         tokio::time::sleep(backoff).await;
@@ -127,7 +128,7 @@ async fn set_online(
     }
     router.server_peer(peer, up);
     let changed = if up { online.insert(peer) } else { online.remove(&peer) };
-    if changed {
+    if changed && (up || !router.is_local(&peer)) {
         let _ = to_actor.send(ToActor::Input(Input::SignalPeer { peer, online: up })).await;
     }
 }

@@ -54,14 +54,23 @@ fn reach_hint(addrs: &[std::net::SocketAddr]) -> String {
 
 /// "open http://…/ in a browser to join" for the human ready line, when the page is served.
 fn page_hint(http: Option<std::net::SocketAddr>, listen_addrs: &[std::net::SocketAddr]) -> String {
+    use std::net::{IpAddr, SocketAddr};
     let Some(http) = http else { return String::new() };
     let urls: Vec<String> = if http.ip().is_unspecified() {
-        let lan = listen_addrs.iter().map(|a| std::net::SocketAddr::new(a.ip(), http.port()));
-        std::iter::once(std::net::SocketAddr::from(([127, 0, 0, 1], http.port())))
-            .chain(lan)
-            .take(4)
-            .map(|a| format!("http://{a}/"))
-            .collect()
+        // A 0.0.0.0 socket takes only IPv4; [::] takes both. Link-local IPv6 needs a zone id no
+        // browser's address bar accepts, and loopback is listed once, first.
+        let reachable = |ip: &IpAddr| match ip {
+            IpAddr::V4(v4) => !v4.is_loopback(),
+            IpAddr::V6(v6) => http.is_ipv6() && !v6.is_loopback() && (v6.segments()[0] & 0xffc0) != 0xfe80,
+        };
+        let mut addrs = vec![SocketAddr::from(([127, 0, 0, 1], http.port()))];
+        for ip in listen_addrs.iter().map(|a| a.ip()).filter(reachable) {
+            let addr = SocketAddr::new(ip, http.port());
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+        addrs.iter().take(4).map(|a| format!("http://{a}/")).collect()
     } else {
         vec![format!("http://{http}/")]
     };
@@ -376,5 +385,31 @@ async fn send(node: &NodeHandle, out: &mut Out, path: PathBuf, peer: Option<Stri
         if let Err(e) = node.send_file(&path, to).await {
             out.error("send_failed", &e.to_string());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_hint;
+
+    #[test]
+    fn the_page_hint_lists_only_addresses_a_browser_can_open() {
+        let listen: Vec<std::net::SocketAddr> =
+            ["127.0.0.1:7000", "192.168.1.5:7000", "[fe80::1]:7000", "[2001:db8::5]:7000", "192.168.1.5:7001"]
+                .iter()
+                .map(|a| a.parse().unwrap())
+                .collect();
+        let v4 = page_hint(Some("0.0.0.0:8480".parse().unwrap()), &listen);
+        assert_eq!(v4, "open http://127.0.0.1:8480/ or http://192.168.1.5:8480/ in a browser to join from there\n");
+        let dual = page_hint(Some("[::]:8480".parse().unwrap()), &listen);
+        assert_eq!(
+            dual,
+            "open http://127.0.0.1:8480/ or http://192.168.1.5:8480/ or http://[2001:db8::5]:8480/ in a browser to join from there\n"
+        );
+        assert_eq!(
+            page_hint(Some("10.0.0.2:80".parse().unwrap()), &listen),
+            "open http://10.0.0.2:80/ in a browser to join from there\n"
+        );
+        assert_eq!(page_hint(None, &listen), "");
     }
 }

@@ -4,6 +4,7 @@
 //! `/v1/signal` (see [`signal`]).
 
 mod assets;
+mod serve;
 pub mod signal;
 
 use crate::actor::ToActor;
@@ -41,8 +42,9 @@ pub(crate) struct HttpState {
     pub sessions: Arc<signal::Sessions>,
 }
 
-/// Binds `config.listen` and serves until the node stops; returns the bound address.
-pub(crate) async fn spawn(config: &HttpConfig, state: HttpState) -> std::io::Result<SocketAddr> {
+/// Checks `config` and binds its address, before the node starts anything else, so that a bad
+/// `--http` leaves nothing running. Returns the listener and the address it got.
+pub(crate) async fn bind(config: &HttpConfig) -> std::io::Result<(TcpListener, SocketAddr)> {
     if let Some(dir) = &config.web_dir {
         if !dir.join("index.html").is_file() {
             return Err(std::io::Error::new(
@@ -57,6 +59,11 @@ pub(crate) async fn spawn(config: &HttpConfig, state: HttpState) -> std::io::Res
     }
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// Serves on `listener` (from [`bind`]) until the node stops.
+pub(crate) fn spawn(listener: TcpListener, config: &HttpConfig, state: HttpState) {
     let stopped = state.to_actor.clone();
     let app = Router::new().route("/v1/info", get(info)).route("/v1/signal", get(signal::upgrade)).with_state(state);
     let app = match &config.web_dir {
@@ -65,14 +72,7 @@ pub(crate) async fn spawn(config: &HttpConfig, state: HttpState) -> std::io::Res
     };
     let own_names = Arc::new(own_host_names());
     let app = app.layer(axum::middleware::from_fn(move |req, next| guard_host(own_names.clone(), req, next)));
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        let shutdown = async move { stopped.closed().await };
-        if let Err(e) = axum::serve(listener, service).with_graceful_shutdown(shutdown).await {
-            tracing::warn!("the HTTP server on {addr} stopped: {e}");
-        }
-    });
-    Ok(addr)
+    tokio::spawn(serve::serve(listener, app, serve::ServeLimits::default(), async move { stopped.closed().await }));
 }
 
 /// Names this host answers to besides IP literals and `localhost`: its host name, and that name

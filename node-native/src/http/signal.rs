@@ -256,7 +256,8 @@ async fn serve(ws: &mut WebSocket, st: &HttpState, peer: PeerId) -> Option<Close
     let peers = std::iter::once(st.me).chain(others).collect();
     let close =
         if send(ws, &ServerMsg::Welcome { peers }).await { session_loop(ws, st, peer, &mut rx).await } else { None };
-    if st.router.leave_local(peer, session) {
+    // Still reachable through the bootstrap server: then it has not gone offline.
+    if st.router.leave_local(peer, session) && !st.router.reachable(&peer) {
         let _ = st.to_actor.send(ToActor::Input(Input::SignalPeer { peer, online: false })).await;
     }
     close
