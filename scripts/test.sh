@@ -11,6 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need_pkg cc gcc
 need_pkg ip iproute2
 need_pkg sysctl procps
+need_pkg nft nftables
 need_service_pkg turnutils_stunclient coturn coturn
 need_pkg chromium chromium
 need_npm

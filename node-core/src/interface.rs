@@ -172,6 +172,12 @@ pub enum Input {
         /// The offer, answer or candidate.
         signal: RtcSignal,
     },
+    /// The driver's NAT probe ([`crate::nat::probe`]) finished: what stands between this node
+    /// and the internet. Kept for connection planning and reported as [`Event::NatDetected`].
+    NatDetected {
+        /// The probe's findings.
+        report: crate::nat::NatReport,
+    },
 }
 
 /// Something the driver must do.
@@ -406,6 +412,11 @@ pub enum Event {
         peer: PeerId,
         /// What it did.
         reason: String,
+    },
+    /// What the NAT probe found (see [`Input::NatDetected`]).
+    NatDetected {
+        /// The findings.
+        report: crate::nat::NatReport,
     },
 }
 

@@ -58,6 +58,11 @@ pub fn event(e: &Event) -> Option<Value> {
         Event::PeerMisbehaved { peer, reason } => {
             json!({"event": "peer_misbehaved", "peer_id": peer.to_string(), "reason": reason})
         }
+        Event::NatDetected { report } => json!({
+            "event": "nat", "type": report.nat_type.as_str(), "public": report.public.map(|a| a.to_string()),
+            "mapping": report.mapping, "filtering": report.filtering, "allocation": report.allocation,
+            "exact": report.exact,
+        }),
     })
 }
 

@@ -47,6 +47,7 @@ pub mod interface;
 #[cfg(feature = "json")]
 pub mod json;
 pub mod names;
+pub mod nat;
 mod node;
 #[cfg(feature = "openapi")]
 mod openapi;

@@ -58,6 +58,7 @@ mod handle;
 pub mod http;
 pub mod identity_file;
 mod link;
+pub mod nat;
 pub mod noise;
 pub mod rtc;
 mod rtc_runtime;
@@ -70,9 +71,9 @@ pub use handle::{NodeEvent, NodeHandle, RequestError};
 pub use http::HttpConfig;
 pub use node_core;
 
-use actor::{Actor, INBOX};
+use actor::{Actor, ToActor, INBOX};
 use bootstrap::{Bootstrap, BootstrapClient};
-use node_core::Config;
+use node_core::{Config, Input};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -111,6 +112,8 @@ pub struct NodeConfig {
     pub webrtc: bool,
     /// Serve the page and `/v1/signal` to browsers (needs `webrtc`).
     pub http: Option<HttpConfig>,
+    /// Classify the NAT against the bootstrap server's STUN responder at start.
+    pub nat_probe: bool,
 }
 
 impl Default for NodeConfig {
@@ -131,6 +134,7 @@ impl Default for NodeConfig {
             frame_cap: core.frame_cap,
             bootstrap: None,
             webrtc: true,
+            nat_probe: true,
             http: None,
         }
     }
@@ -216,6 +220,22 @@ fn bind_tcp(listen: SocketAddr) -> std::io::Result<TcpListener> {
             dual(SocketAddr::from((Ipv4Addr::UNSPECIFIED, listen.port())))
         }
         other => other,
+    }
+}
+
+/// Classifies this node's NAT against the bootstrap server's STUN responder, if it has one, and
+/// hands the report to the node. A failure is logged: the node works on without it.
+async fn probe_nat(bs: &Bootstrap, clock: &clock::Clock, to_actor: &mpsc::Sender<ToActor>) {
+    let target = match bs.client.stun_target().await {
+        Ok(Some(target)) => target,
+        Ok(None) => return tracing::info!("the bootstrap server runs no STUN responder: NAT type unknown"),
+        Err(e) => return tracing::warn!("cannot learn the bootstrap server's STUN address: {e}"),
+    };
+    match nat::probe(target, clock).await {
+        Ok(report) => {
+            let _ = to_actor.send(ToActor::Input(Input::NatDetected { report })).await;
+        }
+        Err(e) => tracing::warn!("{e}"),
     }
 }
 
@@ -323,6 +343,10 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
     if let (Some(bs), Some(b)) = (&bootstrap, &config.bootstrap) {
         let me = bootstrap::Identity { name: config.name.clone(), mesh: config.mesh.clone(), dial_peers: b.dial_peers };
         tokio::spawn(bootstrap::presence_loop(bs.clone(), me, commands.clone(), events.clone()));
+        if config.nat_probe {
+            let (bs, to_actor, clock) = (bs.clone(), to_actor_for_signal.clone(), clock);
+            tokio::spawn(async move { probe_nat(&bs, &clock, &to_actor).await });
+        }
         if config.webrtc {
             let signal = bootstrap::signal::signal_loop(bs.clone(), config.mesh.clone(), router, to_actor_for_signal);
             tokio::spawn(signal);

@@ -6,9 +6,12 @@
 //! an extension that Weft's nodes use (they learn the alternate port from `/v1/info`), a
 //! change-port-only request is honoured, and change-IP still gets 420.
 
-pub mod attr;
-pub mod client;
 pub mod responder;
+
+/// The binding client (used by the tests).
+pub use node_core::nat::stun as client;
+/// The wire format lives in node-core, shared with the nodes' NAT probe.
+pub use node_core::nat::stun::attr;
 
 pub use responder::{respond, Reply, ServerAddrs, SocketId};
 

@@ -101,6 +101,8 @@ pub struct Node {
     dial_wakeup: Option<Instant>,
     next_peer_exchange: Instant,
     stats: Stats,
+    /// What the driver's NAT probe found, once it has run.
+    nat: Option<crate::nat::NatReport>,
 }
 
 /// A peer as the application sees it.
@@ -150,6 +152,7 @@ impl Node {
             next_maintenance: now + MAINTENANCE_INTERVAL,
             dial_wakeup: None,
             stats: Stats::default(),
+            nat: None,
         }
     }
 
@@ -175,7 +178,12 @@ impl Node {
         &self.config
     }
 
-    /// Drop counters.
+    /// What the NAT probe found, once the driver has run it.
+    pub fn nat(&self) -> Option<&crate::nat::NatReport> {
+        self.nat.as_ref()
+    }
+
+    /// Counters of what the node dropped or refused, and why.
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
@@ -280,6 +288,10 @@ impl Node {
             Input::SignalPeer { peer, online } => self.handle_signal_peer(now, peer, online),
             Input::Signal { data } => self.handle_signal_input(now, &data),
             Input::RtcLocal { link, signal } => self.handle_rtc_local(link, signal),
+            Input::NatDetected { report } => {
+                self.nat = Some(report.clone());
+                self.emit(Event::NatDetected { report });
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 use super::pins::{PinError, Pins};
 use node_core::identity::Keypair;
 use node_core::names::{AnswerError, Name, NameAnswer, NameRecord, SignedNameRecord};
+use node_core::nat::probe::StunTarget;
 use node_core::presence::{AnnounceReply, LivePeer, PeerList, Presence, ServerSigned, StatementError, TrustedList};
 use node_core::PeerId;
 use serde::de::DeserializeOwned;
@@ -41,6 +42,9 @@ pub enum BootstrapError {
     /// The pin file could not be read or written.
     #[error(transparent)]
     Pins(#[from] PinError),
+    /// The server's host name did not resolve.
+    #[error("cannot resolve the bootstrap server's host: {0}")]
+    Resolve(#[from] std::io::Error),
 }
 
 impl From<StatementError> for BootstrapError {
@@ -65,6 +69,10 @@ struct Info {
 #[derive(Deserialize)]
 struct StunInfo {
     port: u16,
+    #[serde(default)]
+    alt_port: Option<u16>,
+    #[serde(default)]
+    alt_ip: Option<std::net::IpAddr>,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +125,28 @@ impl BootstrapClient {
             (Some(stun), Some(host)) => Some(format!("stun:{host}:{}", stun.port)),
             _ => None,
         })
+    }
+
+    /// The server's STUN responder as the NAT probe's target (its host name resolved), if it
+    /// runs one.
+    pub async fn stun_target(&self) -> Result<Option<StunTarget>, BootstrapError> {
+        let info: Info = self.get("/v1/info").await?;
+        let Some(stun) = info.stun else { return Ok(None) };
+        let url = reqwest::Url::parse(&self.base).map_err(|_| BootstrapError::BadUrl(self.base.clone()))?;
+        let Some(host) = url.host_str() else { return Ok(None) };
+        // An IPv6 literal comes bracketed.
+        let ip = match host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => match tokio::net::lookup_host((host, stun.port)).await?.next() {
+                Some(addr) => addr.ip(),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(StunTarget {
+            primary: std::net::SocketAddr::new(ip, stun.port),
+            alt_port: stun.alt_port,
+            alt_ip: stun.alt_ip,
+        }))
     }
 
     async fn answer<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, BootstrapError> {

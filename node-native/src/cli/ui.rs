@@ -94,6 +94,10 @@ impl Ui {
             Event::PeerMisbehaved { peer, reason } => {
                 self.line(&format!("! {} broke the protocol: {}", peer.short(), printable(reason)))
             }
+            Event::NatDetected { report } => {
+                let public = report.public.map(|a| format!(", seen from outside as {a}")).unwrap_or_default();
+                self.line(&format!("NAT: {}{public}", report.nat_type.as_str()));
+            }
             _ => {}
         }
     }

@@ -33,12 +33,12 @@ pub fn required() -> bool {
     }
 }
 
-fn ip(args: &[&str]) {
+pub fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip");
     assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
 }
 
-fn sysctl(ns: &str, key: &str, value: &str) {
+pub fn sysctl(ns: &str, key: &str, value: &str) {
     let _ = Command::new("ip").args(["netns", "exec", ns, "sysctl", "-qw", &format!("{key}={value}")]).output();
 }
 

@@ -1,8 +1,11 @@
-//! A minimal STUN binding client: what tests (and, until node-core grows its own NAT state machine,
-//! anyone else) use to talk to the responder. Transaction ids come from the caller, never from an
-//! RNG here.
+//! The STUN wire format for binding requests and answers (RFC 5389, with RFC 5780's attributes in
+//! [`attr`]), on the `stun-types` crate: what the probe's driver and the bootstrap server's
+//! responder share. Transaction ids come from the caller, never from an RNG here.
 
-use super::attr::{ChangeRequest, MappedAddress, OtherAddress, ResponseOrigin};
+pub mod attr;
+
+use super::probe::{BindingRequest, BindingResponse};
+use attr::{ChangeRequest, MappedAddress, OtherAddress, ResponseOrigin};
 use std::net::SocketAddr;
 use stun_types::attribute::{ErrorCode, XorMappedAddress};
 use stun_types::message::{Message, MessageClass, MessageType, MessageWriteVec, TransactionId, BINDING};
@@ -58,4 +61,25 @@ pub fn parse_binding_response(bytes: &[u8], tid: u128) -> Option<BindingOutcome>
         other: msg.attribute::<OtherAddress>().ok().map(|a| a.0),
         origin: msg.attribute::<ResponseOrigin>().ok().map(|a| a.0),
     })
+}
+
+/// The bytes of the probe's `request`.
+pub fn encode_request(request: &BindingRequest) -> Vec<u8> {
+    let change = ChangeRequest { change_ip: request.change.ip, change_port: request.change.port };
+    binding_request(request.tid, change.any().then_some(change))
+}
+
+/// `bytes` as an answer the probe understands: its transaction id and outcome, or `None` if it
+/// is not a binding answer.
+pub fn decode_response(bytes: &[u8]) -> Option<(u128, BindingResponse)> {
+    let msg = Message::from_bytes(bytes).ok()?;
+    let tid = u128::from(msg.transaction_id());
+    let outcome = parse_binding_response(bytes, tid)?;
+    Some((
+        tid,
+        match outcome {
+            BindingOutcome::Success { mapped, .. } => BindingResponse::Success { mapped },
+            BindingOutcome::Error { code } => BindingResponse::Error { code },
+        },
+    ))
 }

@@ -1,0 +1,87 @@
+//! Drives node-core's NAT probe ([`node_core::nat::probe`]) against the bootstrap server's STUN
+//! responder: binds the probe's sockets, sends what it asks, feeds back what arrives, keeps its
+//! timers. Runs once at start when a bootstrap server with STUN is configured; the report goes
+//! to the node as `Input::NatDetected`.
+
+use crate::clock::Clock;
+use node_core::nat::probe::{NatProbe, ProbeTiming, StunTarget, SOCKETS};
+use node_core::nat::{stun, NatReport};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// Longest datagram read; binding answers are far smaller.
+const MAX_DATAGRAM: usize = 1024;
+/// Datagrams queued between the socket readers and the probe.
+const QUEUE: usize = 64;
+/// A probe that is still running after this long is abandoned (its timers should end it in a
+/// few seconds; this only guards against a bug leaving it waiting forever).
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Errors of a probe run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The probe's sockets could not be set up.
+    #[error("cannot open the NAT probe's sockets: {0}")]
+    Socket(#[from] std::io::Error),
+    /// The probe did not finish in time.
+    #[error("the NAT probe did not finish within {0:?}")]
+    Stuck(Duration),
+}
+
+/// Runs one probe against `target` and returns what it found.
+pub async fn probe(target: StunTarget, clock: &Clock) -> Result<NatReport, ProbeError> {
+    let wildcard = match target.primary.ip() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let mut sockets = Vec::with_capacity(SOCKETS);
+    let mut ports = [0u16; SOCKETS];
+    for port in &mut ports {
+        let socket = UdpSocket::bind(SocketAddr::new(wildcard, 0)).await?;
+        *port = socket.local_addr()?.port();
+        sockets.push(Arc::new(socket));
+    }
+    let local_ips: Vec<IpAddr> =
+        if_addrs::get_if_addrs().map(|l| l.into_iter().map(|i| i.ip()).collect()).unwrap_or_default();
+    let (tx, mut rx) = mpsc::channel::<(usize, Vec<u8>)>(QUEUE);
+    let mut readers = JoinSet::new();
+    for (index, socket) in sockets.iter().enumerate() {
+        let (socket, tx) = (socket.clone(), tx.clone());
+        readers.spawn(async move {
+            let mut buf = vec![0u8; MAX_DATAGRAM];
+            while let Ok((n, _)) = socket.recv_from(&mut buf).await {
+                if tx.send((index, buf[..n].to_vec())).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let mut probe = NatProbe::new(target, local_ips, ports, ProbeTiming::default(), rand::random(), clock.now());
+    let run = async {
+        loop {
+            while let Some(request) = probe.poll_transmit() {
+                // A lost send is a lost datagram: the probe's resends cover it.
+                let _ = sockets[request.socket].send_to(&stun::encode_request(&request), request.to).await;
+            }
+            if let Some(report) = probe.result() {
+                return report;
+            }
+            let wake = probe.poll_timeout().map(|at| at.saturating_duration_since(clock.now()));
+            tokio::select! {
+                Some((socket, bytes)) = rx.recv() => {
+                    if let Some((tid, response)) = stun::decode_response(&bytes) {
+                        probe.handle_response(clock.now(), socket, tid, response);
+                    }
+                }
+                () = tokio::time::sleep(wake.unwrap_or(Duration::from_millis(100))) => probe.handle_timeout(clock.now()),
+            }
+        }
+    };
+    let result = tokio::time::timeout(DEADLINE, run).await.map_err(|_| ProbeError::Stuck(DEADLINE));
+    readers.abort_all();
+    result
+}
