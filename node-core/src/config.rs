@@ -44,6 +44,8 @@ pub struct Config {
     pub peer_exchange_interval: Duration,
     /// Whether the driver can open WebRTC data-channel links ([`crate::Output::OpenRtc`]).
     pub webrtc: bool,
+    /// Whether the driver can open relay links (it has a bootstrap server with `/v1/relay`).
+    pub relay: bool,
 }
 
 impl Default for Config {
@@ -68,6 +70,7 @@ impl Default for Config {
             transfer_window: 16,
             peer_exchange_interval: Duration::from_secs(60),
             webrtc: false,
+            relay: false,
         }
     }
 }

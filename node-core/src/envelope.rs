@@ -54,6 +54,38 @@ pub enum SignalBody {
         /// The step.
         signal: RtcSignal,
     },
+    /// One step of linking two nodes across networks (see [`crate::nat::plan`]).
+    Connect {
+        /// Chosen by the initiator; names the attempt on both ends.
+        session: u64,
+        /// The step.
+        step: ConnectSignal,
+    },
+}
+
+/// A step of a cross-network link attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConnectSignal {
+    /// Initiator → responder: let us link; this is my side.
+    Hello {
+        /// The initiator's listen addresses, NAT and relay.
+        info: crate::nat::plan::EndpointInfo,
+    },
+    /// Responder → initiator: agreed; this is mine.
+    Welcome {
+        /// The responder's side.
+        info: crate::nat::plan::EndpointInfo,
+    },
+    /// Initiator → responder: do your part of this strategy now.
+    Try {
+        /// Which.
+        strategy: crate::nat::plan::Strategy,
+    },
+    /// Either side: the attempt is over (refused, given up or done without a link).
+    Abandon {
+        /// Why, for the user.
+        reason: String,
+    },
 }
 
 /// A step of WebRTC negotiation. The descriptions carry the DTLS fingerprints, so the signature on
@@ -109,6 +141,13 @@ impl SignalBody {
                         && c.username_fragment.as_ref().is_none_or(|u| u.len() <= MAX_CANDIDATE_LEN)
                 }
                 RtcSignal::Hangup { reason } => reason.len() <= MAX_REASON_LEN,
+            },
+            SignalBody::Connect { step, .. } => match step {
+                ConnectSignal::Hello { info } | ConnectSignal::Welcome { info } => {
+                    info.addrs.len() <= crate::nat::plan::MAX_ADDRS
+                }
+                ConnectSignal::Try { .. } => true,
+                ConnectSignal::Abandon { reason } => reason.len() <= MAX_REASON_LEN,
             },
         };
         if ok {
@@ -246,6 +285,34 @@ mod tests {
         let mut moved = got.clone();
         moved.to = c.peer_id();
         assert_eq!(moved.open(&c, now), Err(EnvelopeError::BadSignature));
+    }
+
+    #[test]
+    fn connect_steps_with_a_nat_report_survive_the_seal() {
+        use crate::nat::plan::{EndpointInfo, Strategy};
+        use crate::nat::{Filtering, Mapping, NatReport, NatType, PortAllocation};
+        let (a, b) = (keys(1), keys(2));
+        let now = Instant::from_unix_ms(1_700_000_000_000);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let nat = NatReport {
+            nat_type: NatType::Symmetric,
+            public: Some("198.51.100.1:4000".parse().unwrap()),
+            mapping: Some(Mapping::AddressAndPortDependent),
+            filtering: Some(Filtering::AddressAndPortDependent),
+            allocation: Some(PortAllocation::FixedDelta(-2)),
+            exact: true,
+        };
+        let info = EndpointInfo { addrs: vec!["10.0.1.2:7000".parse().unwrap()], nat: Some(nat), relay: true };
+        for step in [
+            ConnectSignal::Hello { info: info.clone() },
+            ConnectSignal::Welcome { info: EndpointInfo::default() },
+            ConnectSignal::Try { strategy: Strategy::Relay },
+            ConnectSignal::Abandon { reason: "busy".into() },
+        ] {
+            let body = SignalBody::Connect { session: 9, step };
+            let env = Envelope::seal(&a, b.peer_id(), now, &body, &mut rng).unwrap();
+            assert_eq!(Envelope::decode(&env.encode()).unwrap().open(&b, now).unwrap(), body);
+        }
     }
 
     #[test]

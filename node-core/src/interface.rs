@@ -183,6 +183,16 @@ pub enum Input {
 /// Something the driver must do.
 #[derive(Debug, Clone)]
 pub enum Output {
+    /// Open a link to `peer` through the bootstrap server's relay (`/v1/relay`): ask for the peer
+    /// there, then run the usual authenticated handshake over the relayed stream (the lower
+    /// PeerId initiates) expecting exactly `peer`. Answer with [`Input::LinkUp`] (kind
+    /// [`LinkKind::Relay`]) or [`Input::LinkFailed`].
+    OpenRelay {
+        /// The id the core chose.
+        link: LinkId,
+        /// Who must be at the other end.
+        peer: PeerId,
+    },
     /// Send a datagram.
     Transmit {
         /// Where.
@@ -418,6 +428,14 @@ pub enum Event {
         /// The findings.
         report: crate::nat::NatReport,
     },
+    /// An attempt to link to `peer` across networks ([`Command::ConnectPeer`], or one the peer
+    /// started) ended: every strategy, tried or skipped, and what came of it.
+    Connectivity {
+        /// The other end.
+        peer: PeerId,
+        /// The report.
+        report: crate::nat::report::ConnectReport,
+    },
 }
 
 /// What the application asks of the node.
@@ -481,6 +499,13 @@ pub enum Command {
     },
     /// Close links with everyone, politely.
     Shutdown,
+    /// Link to `peer` wherever it is, through NATs if need be: the two nodes describe their
+    /// networks to each other over signaling and work down the strategy ladder
+    /// ([`crate::nat::plan`]). Ends with [`Event::Connectivity`].
+    ConnectPeer {
+        /// Whom.
+        peer: PeerId,
+    },
 }
 
 /// Why a command was refused.
@@ -507,4 +532,7 @@ pub enum CommandError {
     /// Sending to oneself.
     #[error("that is this node's own id")]
     SelfTarget,
+    /// A bound on work in progress is reached; try again later.
+    #[error("busy: {0}")]
+    Busy(&'static str),
 }

@@ -58,9 +58,18 @@ pub fn event(e: &Event) -> Option<Value> {
         Event::PeerMisbehaved { peer, reason } => {
             json!({"event": "peer_misbehaved", "peer_id": peer.to_string(), "reason": reason})
         }
+        Event::Connectivity { peer, report } => json!({
+            "event": "connectivity", "peer_id": peer.to_string(), "role": report.role,
+            "linked": report.linked.map(|s| s.as_str()), "failure": report.failure,
+            "steps": report.steps, "took_ms": report.took_ms,
+        }),
         Event::NatDetected { report } => json!({
             "event": "nat", "type": report.nat_type.as_str(), "public": report.public.map(|a| a.to_string()),
-            "mapping": report.mapping, "filtering": report.filtering, "allocation": report.allocation,
+            "mapping": report.mapping, "filtering": report.filtering,
+            "allocation": report.allocation.map(|a| match a {
+                crate::nat::PortAllocation::FixedDelta(d) => json!({"kind": a.kind(), "delta": d}),
+                _ => json!({"kind": a.kind()}),
+            }),
             "exact": report.exact,
         }),
     })

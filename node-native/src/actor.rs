@@ -5,6 +5,7 @@ use crate::clock::Clock;
 use crate::files::{read_chunk, PartFile};
 use crate::handle::{ActorCommand, NodeEvent, OfferRequest};
 use crate::link::LinkTasks;
+use crate::relay;
 use crate::rtc::{self, RtcAttempt, RtcSettings, RtcUp};
 use crate::signal_router::SignalRouter;
 use crate::tcp::{self, Keys, NewLink};
@@ -86,6 +87,8 @@ pub(crate) struct Actor {
     /// Downloads whose file is being opened, with further offers of the same content waiting.
     pub opening: HashMap<FileHash, Vec<(PeerId, TransferId)>>,
     pub pending_offers: HashMap<CommandId, (FileHash, oneshot::Sender<Result<TransferId, String>>)>,
+    /// The bootstrap server and mesh to relay through, if there is a server.
+    pub relay: Option<(Arc<crate::bootstrap::Bootstrap>, String)>,
 }
 
 impl Actor {
@@ -206,10 +209,10 @@ impl Actor {
 
     fn adopt(&mut self, link: LinkId, new: NewLink, direction: node_core::Direction) {
         let now = self.clock.now();
-        let (peer, remote) = (new.established.peer, new.remote);
+        let (peer, remote, kind) = (new.established.peer, new.remote, new.stream.kind());
         let tasks = tcp::spawn_link(link, new, self.frame_cap, self.to_actor.clone());
         self.links.insert(link, tasks);
-        self.node.handle(now, Input::LinkUp { link, peer, direction, remote_addr: remote, kind: LinkKind::Tcp });
+        self.node.handle(now, Input::LinkUp { link, peer, direction, remote_addr: remote, kind });
     }
 
     /// Carries out every pending output, in order.
@@ -244,6 +247,16 @@ impl Actor {
                 self.links.remove(&link);
                 self.rtc_attempts.remove(&link);
             }
+            Output::OpenRelay { link, peer } => match &self.relay {
+                Some((bs, mesh)) => {
+                    relay::spawn_relay(link, peer, bs.clone(), mesh.clone(), self.keys.clone(), self.to_actor.clone())
+                }
+                None => {
+                    let now = self.clock.now();
+                    let reason = "no bootstrap server to relay through".to_owned();
+                    self.node.handle(now, Input::LinkFailed { link, reason });
+                }
+            },
             Output::OpenRtc { link, peer, offer } => {
                 let attempt = rtc::spawn_attempt(link, peer, offer, self.rtc.clone(), self.to_actor.clone());
                 self.rtc_attempts.insert(link, attempt);

@@ -60,6 +60,7 @@ pub mod identity_file;
 mod link;
 pub mod nat;
 pub mod noise;
+mod relay;
 pub mod rtc;
 mod rtc_runtime;
 mod signal_router;
@@ -268,6 +269,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         listen_addrs: listen_addrs.clone(),
         frame_cap: config.frame_cap,
         webrtc: config.webrtc,
+        relay: config.bootstrap.is_some(),
         ..Config::default()
     };
     let chunk_size = core.chunk_size;
@@ -322,6 +324,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         opening: HashMap::new(),
         downloads: HashMap::new(),
         pending_offers: HashMap::new(),
+        relay: bootstrap.clone().map(|bs| (bs, config.mesh.clone())),
     };
     let http_addr = match (&config.http, http_listener) {
         (Some(http), Some((listener, addr))) => {

@@ -11,8 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -34,10 +33,28 @@ pub struct Keys {
     pub noise_static: Arc<snow::Keypair>,
 }
 
+/// What an authenticated link runs over.
+pub enum LinkStream {
+    /// A TCP connection.
+    Tcp(TcpStream),
+    /// A relayed websocket, as a byte stream (see `relay.rs`).
+    Relay(tokio::io::DuplexStream),
+}
+
+impl LinkStream {
+    /// The link kind the core is told.
+    pub fn kind(&self) -> node_core::LinkKind {
+        match self {
+            LinkStream::Tcp(_) => node_core::LinkKind::Tcp,
+            LinkStream::Relay(_) => node_core::LinkKind::Relay,
+        }
+    }
+}
+
 /// A link whose handshake finished, ready for the actor to adopt.
 pub struct NewLink {
     /// The stream.
-    pub stream: TcpStream,
+    pub stream: LinkStream,
     /// The cipher state and the proven peer.
     pub established: Established,
     /// The remote address.
@@ -71,6 +88,7 @@ pub fn spawn_listener(listener: TcpListener, keys: Keys, to_actor: mpsc::Sender<
                 let hs = noise::respond(&mut stream, &keys.identity, &keys.noise_static);
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, hs).await {
                     Ok(Ok(established)) => {
+                        let stream = LinkStream::Tcp(stream);
                         let _ = to_actor.send(ToActor::Inbound(NewLink { stream, established, remote })).await;
                     }
                     Ok(Err(e)) => tracing::debug!("handshake with {remote} failed: {e}"),
@@ -90,7 +108,7 @@ pub fn spawn_dial(link: LinkId, addr: SocketAddr, expect: Option<PeerId>, keys: 
             let established = noise::initiate(&mut stream, &keys.identity, &keys.noise_static, expect)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>(NewLink { stream, established, remote: addr })
+            Ok::<_, String>(NewLink { stream: LinkStream::Tcp(stream), established, remote: addr })
         };
         let msg = match tokio::time::timeout(DIAL_TIMEOUT, attempt).await {
             Ok(Ok(new)) => ToActor::Outbound(link, new),
@@ -103,9 +121,32 @@ pub fn spawn_dial(link: LinkId, addr: SocketAddr, expect: Option<PeerId>, keys: 
 
 /// Starts the reader and writer tasks of an established link.
 pub fn spawn_link(link: LinkId, new: NewLink, frame_cap: usize, to_actor: mpsc::Sender<ToActor>) -> LinkTasks {
-    let (read, write) = new.stream.into_split();
+    match new.stream {
+        LinkStream::Tcp(stream) => {
+            let (read, write) = stream.into_split();
+            spawn_halves(link, read, write, new.established, frame_cap, to_actor)
+        }
+        LinkStream::Relay(stream) => {
+            let (read, write) = tokio::io::split(stream);
+            spawn_halves(link, read, write, new.established, frame_cap, to_actor)
+        }
+    }
+}
+
+fn spawn_halves<R, W>(
+    link: LinkId,
+    read: R,
+    write: W,
+    established: Established,
+    frame_cap: usize,
+    to_actor: mpsc::Sender<ToActor>,
+) -> LinkTasks
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = mpsc::channel(LINK_QUEUE);
-    let transport = new.established.transport;
+    let transport = established.transport;
     let queued = Arc::new(AtomicUsize::new(0));
     let writer =
         tokio::spawn(write_loop(write, Sealer::new(transport.clone()), rx, frame_cap, queued.clone())).abort_handle();
@@ -113,9 +154,9 @@ pub fn spawn_link(link: LinkId, new: NewLink, frame_cap: usize, to_actor: mpsc::
     LinkTasks::new(tx, queued, reader, writer)
 }
 
-async fn read_loop(
+async fn read_loop<R: AsyncRead + Unpin>(
     link: LinkId,
-    mut read: OwnedReadHalf,
+    mut read: R,
     mut opener: Opener,
     frame_cap: usize,
     to_actor: mpsc::Sender<ToActor>,
@@ -149,8 +190,8 @@ async fn read_loop(
     let _ = to_actor.send(ToActor::Input(Input::LinkClosed { link, reason })).await;
 }
 
-async fn write_loop(
-    mut write: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut write: W,
     mut sealer: Sealer,
     mut rx: mpsc::Receiver<Vec<u8>>,
     frame_cap: usize,

@@ -333,6 +333,10 @@ fn carry_out(inner: &Rc<RefCell<Inner>>, out: Output) {
         Output::CloseLink { link, .. } => {
             i.links.remove(&link);
         }
+        Output::OpenRelay { link, .. } => {
+            let reason = "a browser links over WebRTC only".to_owned();
+            i.node.handle(now(), Input::LinkFailed { link, reason });
+        }
         Output::OpenRtc { link, peer, offer } => {
             let frame_cap = i.node.config().frame_cap;
             let ice = i.ice_servers.clone();

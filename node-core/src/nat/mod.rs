@@ -5,7 +5,9 @@
 //! [`stun`] (feature `stun`, for drivers and the server: it needs an OS random source, which the
 //! browser build does without — browsers leave NAT traversal to ICE).
 
+pub mod plan;
 pub mod probe;
+pub mod report;
 #[cfg(feature = "stun")]
 pub mod stun;
 
@@ -36,9 +38,10 @@ pub enum Filtering {
     AddressAndPortDependent,
 }
 
-/// How the NAT picks public ports for new mappings (what port prediction needs).
+/// How the NAT picks public ports for new mappings (what port prediction needs). Externally
+/// tagged for serde, as reports travel in postcard envelopes (which cannot read tag fields);
+/// `json` shows it as `{"kind", "delta"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind", content = "delta")]
 pub enum PortAllocation {
     /// The public port is the local port.
     Preserving,
@@ -64,6 +67,17 @@ pub enum NatType {
     Symmetric,
     /// No answer from the STUN server at all.
     UdpBlocked,
+}
+
+impl PortAllocation {
+    /// The kebab-case name used in JSON.
+    pub fn kind(self) -> &'static str {
+        match self {
+            PortAllocation::Preserving => "preserving",
+            PortAllocation::FixedDelta(_) => "fixed-delta",
+            PortAllocation::Random => "random",
+        }
+    }
 }
 
 impl NatType {

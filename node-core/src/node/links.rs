@@ -216,7 +216,10 @@ impl Node {
             return; // we closed it ourselves
         };
         match l.state {
-            LinkState::Dialing | LinkState::Handshaking { .. } => self.attempt_failed(now, link, &l),
+            LinkState::Dialing | LinkState::Handshaking { .. } => {
+                self.attempt_failed(now, link, &l);
+                self.connect_link_failed(now, link, reason);
+            }
             LinkState::Established { peer, .. } => self.peer_lost(now, peer, link, reason),
         }
     }
@@ -380,6 +383,7 @@ impl Node {
             l.ping = Some((nonce, now));
         }
         self.send(link, &Message::Ping { nonce });
+        self.connect_linked(now, peer, link);
         if replaced.is_some() {
             // The peer was connected all along, over the link just dropped: no events, but
             // whatever the transfers had in flight on the old link is asked for again.

@@ -1,5 +1,6 @@
 //! The [`Node`]: the whole protocol of one peer as a state machine.
 
+mod connect;
 mod dialing;
 mod discovery;
 mod exchange;
@@ -103,6 +104,8 @@ pub struct Node {
     stats: Stats,
     /// What the driver's NAT probe found, once it has run.
     nat: Option<crate::nat::NatReport>,
+    /// Cross-network link attempts in progress, by peer (at most `connect::MAX_CONNECTS`).
+    connects: BTreeMap<PeerId, connect::Attempt>,
 }
 
 /// A peer as the application sees it.
@@ -153,6 +156,7 @@ impl Node {
             dial_wakeup: None,
             stats: Stats::default(),
             nat: None,
+            connects: BTreeMap::new(),
         }
     }
 
@@ -231,7 +235,7 @@ impl Node {
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.next_maintenance.min(self.next_peer_exchange);
-        for a in [self.next_announce, self.dial_wakeup].into_iter().flatten() {
+        for a in [self.next_announce, self.dial_wakeup, self.connect_wakeup()].into_iter().flatten() {
             t = t.min(a);
         }
         Some(t)
@@ -246,6 +250,9 @@ impl Node {
         if self.dial_wakeup.is_some_and(|t| t <= now) {
             self.dial_wakeup = None;
             self.dial_candidates(now);
+        }
+        if self.connect_wakeup().is_some_and(|t| t <= now) {
+            self.connect_timers(now);
         }
         if self.next_maintenance <= now {
             self.next_maintenance = now + MAINTENANCE_INTERVAL;
@@ -291,6 +298,7 @@ impl Node {
             Input::NatDetected { report } => {
                 self.nat = Some(report.clone());
                 self.emit(Event::NatDetected { report });
+                self.connect_send_hellos(now);
             }
         }
     }
@@ -342,6 +350,7 @@ impl Node {
                 self.apply(actions);
             }
             Command::Shutdown => self.shutdown(),
+            Command::ConnectPeer { peer } => self.connect_peer(now, peer)?,
         }
         Ok(id)
     }

@@ -81,6 +81,7 @@ impl Node {
     fn handle_signal_body(&mut self, now: Instant, from: PeerId, body: SignalBody) {
         match body {
             SignalBody::Rtc { session, signal } => self.handle_rtc_signal(now, from, session, signal),
+            SignalBody::Connect { session, step } => self.handle_connect_signal(now, from, session, step),
         }
     }
 
@@ -99,6 +100,7 @@ impl Node {
                 }
             }
             self.dial_candidates(now);
+            self.connect_send_hellos(now);
         } else if let Some(p) = self.peers.get_mut(&peer) {
             p.signal = false;
             // A peer that left the signaling server may have closed its tab: ask it right away

@@ -24,7 +24,8 @@ const MAX_ONLINE: usize = 4096;
 const OUT_QUEUE: usize = 256;
 
 /// `http(s)://host` → `ws(s)://host/v1/signal`.
-pub fn signal_url(base: &str) -> String {
+/// The websocket URL of `path` on the server at `base` (http → ws, https → wss).
+pub fn ws_url(base: &str, path: &str) -> String {
     let base = base.trim_end_matches('/');
     let ws = if let Some(rest) = base.strip_prefix("https://") {
         format!("wss://{rest}")
@@ -33,7 +34,45 @@ pub fn signal_url(base: &str) -> String {
     } else {
         base.to_owned()
     };
-    format!("{ws}/v1/signal")
+    format!("{ws}{path}")
+}
+
+/// The two halves of a server websocket.
+pub(crate) type WsSink = futures_util::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Message,
+>;
+pub(crate) type WsStream = futures_util::stream::SplitStream<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+>;
+
+/// Connects to `path` on the bootstrap server and logs in (the challenge signed by our key,
+/// the server's key checked against the pinned one), as `/v1/signal` and `/v1/relay` both want.
+pub(crate) async fn login(
+    bs: &Bootstrap,
+    path: &str,
+    mesh: &str,
+) -> Result<(WsSink, WsStream, std::net::SocketAddr), String> {
+    let url = ws_url(bs.client.url(), path);
+    let (ws, _) = tokio_tungstenite::connect_async(&url).await.map_err(|e| format!("connect {url}: {e}"))?;
+    let remote = match ws.get_ref() {
+        tokio_tungstenite::MaybeTlsStream::Plain(s) => s.peer_addr().ok(),
+        _ => None,
+    }
+    .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+    let (mut sink, mut stream) = ws.split();
+    let Some(ServerMsg::Challenge { server_key, nonce }) = next_msg(&mut stream).await? else {
+        return Err("no challenge".to_owned());
+    };
+    let pinned = bs.client.server_key().await.map_err(|e| e.to_string())?;
+    if server_key != pinned {
+        return Err(format!("the server presents key {server_key}, not the pinned {pinned}"));
+    }
+    let me = bs.keys.peer_id();
+    let signature = bs.keys.sign(&login_bytes(&server_key, &nonce, &me, mesh));
+    let msg = ClientMsg::Login { peer_id: me, mesh_id: mesh.to_owned(), signature };
+    sink.send(text(&msg)).await.map_err(|e| e.to_string())?;
+    Ok((sink, stream, remote))
 }
 
 /// Runs sessions until the node stops.
@@ -67,21 +106,8 @@ async fn session(
     online: &mut HashSet<PeerId>,
     backoff: &mut Duration,
 ) -> Result<(), String> {
-    let url = signal_url(bs.client.url());
     let login = async {
-        let (ws, _) = tokio_tungstenite::connect_async(&url).await.map_err(|e| format!("connect {url}: {e}"))?;
-        let (mut sink, mut stream) = ws.split();
-        let Some(ServerMsg::Challenge { server_key, nonce }) = next_msg(&mut stream).await? else {
-            return Err("no challenge".to_owned());
-        };
-        let pinned = bs.client.server_key().await.map_err(|e| e.to_string())?;
-        if server_key != pinned {
-            return Err(format!("the signaling server presents key {server_key}, not the pinned {pinned}"));
-        }
-        let me = bs.keys.peer_id();
-        let signature = bs.keys.sign(&login_bytes(&server_key, &nonce, &me, mesh));
-        let msg = ClientMsg::Login { peer_id: me, mesh_id: mesh.to_owned(), signature };
-        sink.send(text(&msg)).await.map_err(|e| e.to_string())?;
+        let (sink, mut stream, _) = login(bs, "/v1/signal", mesh).await?;
         match next_msg(&mut stream).await? {
             Some(ServerMsg::Welcome { peers }) => Ok((sink, stream, peers)),
             other => Err(format!("login refused: {other:?}")),
@@ -133,12 +159,12 @@ async fn set_online(
     }
 }
 
-fn text(msg: &ClientMsg) -> Message {
+pub(crate) fn text(msg: &ClientMsg) -> Message {
     Message::Text(serde_json::to_string(msg).unwrap_or_default().into())
 }
 
 /// The next protocol message: `Ok(None)` for control frames, `Err` when the socket ends.
-async fn next_msg<S>(stream: &mut S) -> Result<Option<ServerMsg>, String>
+pub(crate) async fn next_msg<S>(stream: &mut S) -> Result<Option<ServerMsg>, String>
 where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
@@ -155,11 +181,11 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::signal_url;
+    use super::ws_url;
 
     #[test]
-    fn signal_urls_follow_the_scheme() {
-        assert_eq!(signal_url("http://127.0.0.1:8080"), "ws://127.0.0.1:8080/v1/signal");
-        assert_eq!(signal_url("https://mesh.example/"), "wss://mesh.example/v1/signal");
+    fn websocket_urls_follow_the_scheme() {
+        assert_eq!(ws_url("http://127.0.0.1:8080", "/v1/signal"), "ws://127.0.0.1:8080/v1/signal");
+        assert_eq!(ws_url("https://mesh.example/", "/v1/relay"), "wss://mesh.example/v1/relay");
     }
 }

@@ -343,14 +343,17 @@ async fn find_peer(node: &NodeHandle, query: &str) -> Result<node_core::PeerId, 
 }
 
 async fn connect(node: &NodeHandle, out: &mut Out, target: &str) {
-    if let Ok(id) = target.parse::<node_core::PeerId>() {
-        let linked = node.peers().await.map(|l| l.iter().any(|p| p.peer == id)).unwrap_or(false);
-        let msg = if linked {
-            "already linked to that peer"
-        } else {
-            "dialing by peer id needs its address or a bootstrap server"
+    if let Ok(peer) = target.parse::<node_core::PeerId>() {
+        let linked = node.peers().await.map(|l| l.iter().any(|p| p.peer == peer)).unwrap_or(false);
+        if linked {
+            return out.error("connect", "already linked to that peer");
+        }
+        // Across networks: the two nodes compare notes over signaling and work down the
+        // strategy ladder; a `connectivity` event tells how it went.
+        return match node.command(node_core::Command::ConnectPeer { peer }).await {
+            Ok(_) => out.info(json!({}), &format!("linking to {} (through NATs if need be)", peer.short())),
+            Err(e) => out.error("connect", &e.to_string()),
         };
-        return out.error("connect", msg);
     }
     if !resolve::is_address(target) {
         return match node.connect_name(target).await {

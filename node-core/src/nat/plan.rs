@@ -1,0 +1,265 @@
+//! The strategy planner: given what two nodes know of their own networks, the order in which to
+//! try to link them (P2PD's ladder) and, for each strategy left out, why. Pure and deterministic,
+//! so both ends of an attempt compute the same plan from the same two descriptions.
+
+use super::{Filtering, Mapping, NatReport, NatType, PortAllocation};
+use core::net::SocketAddr;
+use core::time::Duration;
+use serde::{Deserialize, Serialize};
+
+/// One way of linking two nodes, cheapest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Dial the peer's own listen addresses (same LAN).
+    LanDirect,
+    /// Dial the peer's public address (no NAT, or a mapped port).
+    PublicDirect,
+    /// Ask the peer to dial our public address.
+    Reverse,
+    /// Simultaneous UDP probes at an agreed instant, then QUIC over the punched path.
+    UdpPunch,
+    /// TCP simultaneous open, then Noise.
+    TcpSimultaneousOpen,
+    /// Through the bootstrap server's relay.
+    Relay,
+}
+
+impl Strategy {
+    /// Every strategy, in the order they are tried.
+    pub const LADDER: [Strategy; 6] = [
+        Strategy::LanDirect,
+        Strategy::PublicDirect,
+        Strategy::Reverse,
+        Strategy::UdpPunch,
+        Strategy::TcpSimultaneousOpen,
+        Strategy::Relay,
+    ];
+
+    /// How long a step may take before the next one is tried.
+    pub fn timeout(self) -> Duration {
+        match self {
+            Strategy::LanDirect => Duration::from_secs(3),
+            Strategy::PublicDirect | Strategy::Reverse => Duration::from_secs(5),
+            Strategy::UdpPunch | Strategy::TcpSimultaneousOpen => Duration::from_secs(6),
+            Strategy::Relay => Duration::from_secs(20),
+        }
+    }
+
+    /// The kebab-case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::LanDirect => "lan-direct",
+            Strategy::PublicDirect => "public-direct",
+            Strategy::Reverse => "reverse",
+            Strategy::UdpPunch => "udp-punch",
+            Strategy::TcpSimultaneousOpen => "tcp-simultaneous-open",
+            Strategy::Relay => "relay",
+        }
+    }
+}
+
+/// What one node tells the other about itself when they set out to link.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointInfo {
+    /// Where it listens for TCP (its own interface addresses).
+    pub addrs: Vec<SocketAddr>,
+    /// Its NAT probe's findings, if it has run.
+    pub nat: Option<NatReport>,
+    /// Whether it can reach a relay (it has a bootstrap server).
+    pub relay: bool,
+}
+
+/// Most listen addresses taken from a peer's [`EndpointInfo`]: each one costs a dial.
+pub const MAX_ADDRS: usize = 8;
+
+/// A strategy in a plan, or left out of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Planned {
+    /// To be tried, in this order.
+    Try(Strategy),
+    /// Not tried, and why (for the connectivity report).
+    Skip(Strategy, &'static str),
+}
+
+fn public(info: &EndpointInfo) -> Option<SocketAddr> {
+    info.nat.as_ref().and_then(|n| n.public)
+}
+
+fn nat_type(info: &EndpointInfo) -> Option<NatType> {
+    info.nat.as_ref().map(|n| n.nat_type)
+}
+
+/// Whether a hole can be punched from behind `a` to behind `b` (the NAT lab's findings: any pair
+/// with an endpoint-independent mapping on both sides; one symmetric side only against a peer
+/// whose filter lets the symmetric side's new port in, or with predictable ports).
+fn punchable(a: &NatReport, b: &NatReport) -> Result<(), &'static str> {
+    let predictable =
+        |r: &NatReport| matches!(r.allocation, Some(PortAllocation::Preserving | PortAllocation::FixedDelta(_)));
+    let eim = |r: &NatReport| r.mapping == Some(Mapping::EndpointIndependent) || r.nat_type == NatType::Open;
+    let lets_new_ports_in = |r: &NatReport| {
+        matches!(r.filtering, Some(Filtering::EndpointIndependent | Filtering::AddressDependent))
+            || r.nat_type == NatType::Open
+    };
+    match (eim(a), eim(b)) {
+        (true, true) => Ok(()),
+        (true, false) if lets_new_ports_in(a) || predictable(b) => Ok(()),
+        (false, true) if lets_new_ports_in(b) || predictable(a) => Ok(()),
+        (false, false) if predictable(a) && predictable(b) => Ok(()),
+        (false, false) => Err("both NATs map each destination to a new, unpredictable port"),
+        _ => Err("a symmetric NAT facing a port-restricted filter: the punched port is never the one let in"),
+    }
+}
+
+/// The plan for `me` linking to `peer`: every strategy of the ladder, tried or skipped with a
+/// reason. `me` is the side that calls `plan`; both sides call it with their own view.
+pub fn plan(me: &EndpointInfo, peer: &EndpointInfo) -> Vec<Planned> {
+    Strategy::LADDER
+        .iter()
+        .map(|&s| match why_not(s, me, peer) {
+            None => Planned::Try(s),
+            Some(reason) => Planned::Skip(s, reason),
+        })
+        .collect()
+}
+
+fn why_not(s: Strategy, me: &EndpointInfo, peer: &EndpointInfo) -> Option<&'static str> {
+    match s {
+        Strategy::LanDirect => {
+            if peer.addrs.is_empty() {
+                return Some("the peer listens on no address");
+            }
+            match (public(me), public(peer)) {
+                (Some(a), Some(b)) if a.ip() != b.ip() => Some("not on the same LAN (different public addresses)"),
+                _ => None,
+            }
+        }
+        Strategy::PublicDirect => match nat_type(peer) {
+            Some(NatType::Open) => None,
+            Some(_) => Some("the peer is behind a NAT"),
+            None => Some("the peer's NAT is unknown"),
+        },
+        Strategy::Reverse => match nat_type(me) {
+            Some(NatType::Open) => None,
+            Some(_) => Some("we are behind a NAT"),
+            None => Some("our NAT is unknown"),
+        },
+        Strategy::UdpPunch | Strategy::TcpSimultaneousOpen => match (&me.nat, &peer.nat) {
+            (Some(a), Some(b)) if a.nat_type == NatType::UdpBlocked || b.nat_type == NatType::UdpBlocked => {
+                Some("UDP is blocked on one side")
+            }
+            (Some(a), Some(b)) => punchable(a, b).err(),
+            _ => Some("a NAT type is unknown"),
+        },
+        Strategy::Relay => (!me.relay || !peer.relay).then_some("no common relay"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(
+        nat_type: NatType,
+        mapping: Mapping,
+        filtering: Filtering,
+        allocation: PortAllocation,
+        ip: u8,
+    ) -> NatReport {
+        NatReport {
+            nat_type,
+            public: Some(SocketAddr::from(([198, 51, 100, ip], 40_000))),
+            mapping: Some(mapping),
+            filtering: Some(filtering),
+            allocation: Some(allocation),
+            exact: true,
+        }
+    }
+
+    fn behind(kind: &str, ip: u8) -> EndpointInfo {
+        use Filtering as F;
+        use Mapping as M;
+        let r = match kind {
+            "full" => report(
+                NatType::FullCone,
+                M::EndpointIndependent,
+                F::EndpointIndependent,
+                PortAllocation::Preserving,
+                ip,
+            ),
+            "addr" => report(
+                NatType::AddressRestricted,
+                M::EndpointIndependent,
+                F::AddressDependent,
+                PortAllocation::Preserving,
+                ip,
+            ),
+            "port" => report(
+                NatType::PortRestricted,
+                M::EndpointIndependent,
+                F::AddressAndPortDependent,
+                PortAllocation::Preserving,
+                ip,
+            ),
+            "sym" => report(
+                NatType::Symmetric,
+                M::AddressAndPortDependent,
+                F::AddressAndPortDependent,
+                PortAllocation::Random,
+                ip,
+            ),
+            _ => unreachable!(),
+        };
+        EndpointInfo { addrs: vec![SocketAddr::from(([10, 0, ip, 2], 7000))], nat: Some(r), relay: true }
+    }
+
+    fn tries(p: &[Planned]) -> Vec<Strategy> {
+        p.iter().filter_map(|x| if let Planned::Try(s) = x { Some(*s) } else { None }).collect()
+    }
+
+    #[test]
+    fn the_nat_lab_table_decides_punching() {
+        let types = ["full", "addr", "port", "sym"];
+        for (i, a) in types.iter().enumerate() {
+            for b in &types[i..] {
+                let want = !matches!((*a, *b), ("port", "sym") | ("sym", "sym"));
+                for (me, peer) in [(behind(a, 1), behind(b, 2)), (behind(b, 2), behind(a, 1))] {
+                    let p = tries(&plan(&me, &peer));
+                    assert_eq!(p.contains(&Strategy::UdpPunch), want, "{a} x {b}: {p:?}");
+                    assert_eq!(p.last(), Some(&Strategy::Relay), "relay is always the last resort");
+                    assert!(!p.contains(&Strategy::LanDirect), "different public addresses: {p:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn predictable_symmetric_nats_are_still_punched() {
+        let mut a = behind("sym", 1);
+        a.nat.as_mut().unwrap().allocation = Some(PortAllocation::FixedDelta(2));
+        assert!(tries(&plan(&a, &behind("port", 2))).contains(&Strategy::UdpPunch));
+    }
+
+    #[test]
+    fn open_hosts_are_dialled_or_asked_to_dial() {
+        let mut open = behind("full", 1);
+        open.nat.as_mut().unwrap().nat_type = NatType::Open;
+        let natted = behind("port", 2);
+        assert!(tries(&plan(&natted, &open)).contains(&Strategy::PublicDirect));
+        assert!(tries(&plan(&open, &natted)).contains(&Strategy::Reverse));
+        assert!(!tries(&plan(&natted, &natted.clone())).contains(&Strategy::PublicDirect));
+    }
+
+    #[test]
+    fn every_skip_says_why_and_unknowns_still_reach_the_relay() {
+        let unknown = EndpointInfo { addrs: vec![SocketAddr::from(([10, 0, 0, 5], 7000))], nat: None, relay: true };
+        let p = plan(&unknown, &unknown);
+        assert_eq!(tries(&p), vec![Strategy::LanDirect, Strategy::Relay]);
+        assert!(p.iter().all(|x| match x {
+            Planned::Skip(_, why) => !why.is_empty(),
+            Planned::Try(_) => true,
+        }));
+        let no_relay = EndpointInfo { relay: false, ..unknown.clone() };
+        assert!(!tries(&plan(&no_relay, &unknown)).contains(&Strategy::Relay));
+    }
+}

@@ -1,0 +1,382 @@
+//! Linking two nodes across networks ([`Command::ConnectPeer`]): the initiator sends its side
+//! (`Hello`: listen addresses, NAT report, relay), the responder answers with its own
+//! (`Welcome`), and the initiator works down the plan ([`crate::nat::plan`]), one strategy at a
+//! time, each within its timeout, asking the responder (`Try`) to do its part where it has one.
+//! The first link with the peer, of any kind, ends the attempt; both ends then report every step
+//! ([`Event::Connectivity`]).
+//!
+//! Strategies this build's drivers cannot carry out yet (UDP punching, TCP simultaneous open) are
+//! reported as skipped with that reason, never silently dropped.
+
+use super::Node;
+use crate::envelope::{ConnectSignal, SignalBody};
+use crate::identity::PeerId;
+use crate::interface::{CommandError, Direction, Event, LinkId, LinkKind, Output};
+use crate::nat::plan::{self, EndpointInfo, Planned, Strategy, MAX_ADDRS};
+use crate::nat::report::{ConnectReport, Role, StepReport, StepResult};
+use crate::nat::NatType;
+use crate::time::Instant;
+use core::time::Duration;
+use rand_core::RngCore;
+use std::net::SocketAddr;
+
+/// Attempts in progress at once (ours and the peers'): each may hold a relay session and dials.
+pub(super) const MAX_CONNECTS: usize = 16;
+/// How long the initiator waits for the responder's `Welcome`.
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an attempt waits for a signaling route to the peer (it may not be logged in yet).
+const ROUTE_WAIT: Duration = Duration::from_secs(30);
+/// How long an attempt waits for our own NAT report before describing us without it.
+const NAT_WAIT: Duration = Duration::from_secs(8);
+/// Longest reason text taken from a peer.
+const MAX_REASON: usize = 200;
+/// The strategies the drivers can carry out today.
+const SUPPORTED: [Strategy; 4] = [Strategy::LanDirect, Strategy::PublicDirect, Strategy::Reverse, Strategy::Relay];
+
+/// One attempt, on either end.
+#[derive(Debug)]
+pub(super) struct Attempt {
+    session: u64,
+    role: Role,
+    started: Instant,
+    /// The peer's side, once known.
+    remote: Option<EndpointInfo>,
+    /// What is left to try (initiator only), front first.
+    plan: Vec<Planned>,
+    /// The strategy being tried, since when, and the links opened for it.
+    current: Option<(Strategy, Instant, Vec<LinkId>)>,
+    /// When the current wait (for `Welcome`, for a step, for the responder's part) ends.
+    deadline: Instant,
+    /// Whether the initiator's `Hello` went out (it waits for a route and our NAT report).
+    hello_sent: bool,
+    steps: Vec<StepReport>,
+}
+
+impl Attempt {
+    fn new(session: u64, role: Role, now: Instant, deadline: Instant) -> Self {
+        let hello_sent = role == Role::Responder;
+        Attempt {
+            session,
+            role,
+            started: now,
+            remote: None,
+            plan: Vec::new(),
+            current: None,
+            deadline,
+            hello_sent,
+            steps: Vec::new(),
+        }
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn clip(reason: &str) -> String {
+    reason.chars().take(MAX_REASON).collect()
+}
+
+impl Node {
+    /// This node's side of an attempt.
+    fn endpoint_info(&self) -> EndpointInfo {
+        EndpointInfo {
+            addrs: self.config.listen_addrs.iter().take(MAX_ADDRS).copied().collect(),
+            nat: self.nat.clone(),
+            relay: self.config.relay,
+        }
+    }
+
+    /// [`Command::ConnectPeer`].
+    pub(super) fn connect_peer(&mut self, now: Instant, peer: PeerId) -> Result<(), CommandError> {
+        if peer == self.me {
+            return Err(CommandError::SelfTarget);
+        }
+        if self.peers.link_of(&peer).is_some() || self.connects.contains_key(&peer) {
+            return Ok(()); // linked already, or on its way
+        }
+        if self.connects.len() >= MAX_CONNECTS {
+            return Err(CommandError::Busy("too many link attempts in progress"));
+        }
+        let session = self.rng.next_u64();
+        self.connects.insert(peer, Attempt::new(session, Role::Initiator, now, now + NAT_WAIT.min(ROUTE_WAIT)));
+        self.connect_send_hellos(now);
+        Ok(())
+    }
+
+    /// Sends the `Hello` of every attempt that was waiting and now can go: the peer is reachable
+    /// (a signaling channel or a link to route over) and our NAT report is in (or we waited
+    /// long enough for it). Called when either changes, and on the attempt's timer.
+    pub(super) fn connect_send_hellos(&mut self, now: Instant) {
+        let have_nat = self.nat.is_some() || !self.config.relay;
+        let ready: Vec<PeerId> = self
+            .connects
+            .iter()
+            .filter(|(_, a)| !a.hello_sent && (have_nat || now - a.started >= NAT_WAIT))
+            .map(|(p, _)| *p)
+            .filter(|p| self.peers.get(p).is_some_and(|k| k.signal) || !self.links.is_empty())
+            .collect();
+        let info = self.endpoint_info();
+        for peer in ready {
+            let Some(a) = self.connects.get_mut(&peer) else { continue };
+            a.hello_sent = true;
+            a.deadline = now + WELCOME_TIMEOUT;
+            let session = a.session;
+            self.send_envelope(
+                peer,
+                &SignalBody::Connect { session, step: ConnectSignal::Hello { info: info.clone() } },
+            );
+        }
+    }
+
+    /// A `Connect` envelope from `from`.
+    pub(super) fn handle_connect_signal(&mut self, now: Instant, from: PeerId, session: u64, step: ConnectSignal) {
+        match step {
+            ConnectSignal::Hello { info } => self.connect_hello(now, from, session, info),
+            ConnectSignal::Welcome { info } => {
+                let mine = self.endpoint_info();
+                let Some(a) = self.connects.get_mut(&from) else { return };
+                if a.session != session || a.role != Role::Initiator || a.remote.is_some() {
+                    return;
+                }
+                let info = sanitize(info);
+                a.plan = plan::plan(&mine, &info);
+                a.remote = Some(info);
+                self.connect_advance(now, from);
+            }
+            ConnectSignal::Try { strategy } => {
+                let Some(a) = self.connects.get_mut(&from) else { return };
+                if a.session != session || a.role != Role::Responder {
+                    return;
+                }
+                // The initiator moved on: whatever the previous step left open is dropped.
+                if let Some((s, since, links)) = a.current.take() {
+                    a.steps.push(StepReport { strategy: s, result: StepResult::TimedOut, took_ms: ms(now - since) });
+                    for l in links {
+                        self.close_link(l, "the peer moved on to another strategy", None);
+                    }
+                }
+                self.connect_respond(now, from, strategy);
+            }
+            ConnectSignal::Abandon { reason } => {
+                if self.connects.get(&from).is_some_and(|a| a.session == session) {
+                    self.connect_finish(now, from, None, Some(format!("the peer gave up: {}", clip(&reason))));
+                }
+            }
+        }
+    }
+
+    fn connect_hello(&mut self, now: Instant, from: PeerId, session: u64, info: EndpointInfo) {
+        let refuse = if self.config.tcp_port.is_none() {
+            Some("this node links over WebRTC only")
+        } else if self.peers.link_of(&from).is_some() {
+            Some("already linked")
+        } else if self.connects.len() >= MAX_CONNECTS && !self.connects.contains_key(&from) {
+            Some("too many link attempts in progress")
+        } else {
+            None
+        };
+        if let Some(reason) = refuse {
+            let step = ConnectSignal::Abandon { reason: reason.into() };
+            return self.send_envelope(from, &SignalBody::Connect { session, step });
+        }
+        // Both asked at once: the lower id's attempt goes on, the other end answers it.
+        if let Some(mine) = self.connects.get(&from) {
+            if mine.role == Role::Initiator && self.me < from {
+                return;
+            }
+        }
+        let whole: Duration = Strategy::LADDER.iter().map(|s| s.timeout()).sum();
+        let mut a = Attempt::new(session, Role::Responder, now, now + WELCOME_TIMEOUT + whole);
+        a.remote = Some(sanitize(info));
+        self.connects.insert(from, a);
+        let mine = self.endpoint_info();
+        self.send_envelope(from, &SignalBody::Connect { session, step: ConnectSignal::Welcome { info: mine } });
+    }
+
+    /// The responder's part of `strategy`.
+    fn connect_respond(&mut self, now: Instant, peer: PeerId, strategy: Strategy) {
+        let remote = self.connects.get(&peer).and_then(|a| a.remote.clone()).unwrap_or_default();
+        let links = match strategy {
+            Strategy::Reverse => {
+                public_tcp(&remote).map(|addr| vec![self.open_link(now, addr, Some(peer))]).unwrap_or_default()
+            }
+            Strategy::Relay if self.config.relay => vec![self.open_relay(now, peer)],
+            _ => Vec::new(),
+        };
+        if let Some(a) = self.connects.get_mut(&peer) {
+            a.current = Some((strategy, now, links));
+        }
+    }
+
+    /// Initiator: starts the next strategy of the plan, or ends the attempt when none is left.
+    fn connect_advance(&mut self, now: Instant, peer: PeerId) {
+        loop {
+            let Some(a) = self.connects.get_mut(&peer) else { return };
+            if a.plan.is_empty() {
+                let reason = "every strategy failed".to_owned();
+                let step = ConnectSignal::Abandon { reason: reason.clone() };
+                let session = a.session;
+                self.send_envelope(peer, &SignalBody::Connect { session, step });
+                return self.connect_finish(now, peer, None, Some(reason));
+            }
+            let strategy = match a.plan.remove(0) {
+                Planned::Skip(s, why) => {
+                    a.steps.push(StepReport {
+                        strategy: s,
+                        result: StepResult::Skipped { reason: why.into() },
+                        took_ms: 0,
+                    });
+                    continue;
+                }
+                Planned::Try(s) if !SUPPORTED.contains(&s) => {
+                    let reason = "this node cannot do it yet".into();
+                    a.steps.push(StepReport { strategy: s, result: StepResult::Skipped { reason }, took_ms: 0 });
+                    continue;
+                }
+                Planned::Try(s) => s,
+            };
+            let session = a.session;
+            let remote = a.remote.clone().unwrap_or_default();
+            a.deadline = now + strategy.timeout();
+            let links: Vec<LinkId> = match strategy {
+                Strategy::LanDirect => remote.addrs.iter().map(|addr| self.open_link(now, *addr, Some(peer))).collect(),
+                Strategy::PublicDirect => {
+                    public_tcp(&remote).map(|addr| self.open_link(now, addr, Some(peer))).into_iter().collect()
+                }
+                Strategy::Relay => vec![self.open_relay(now, peer)],
+                _ => Vec::new(),
+            };
+            // Every step is announced, so the responder knows what a link that comes up was for.
+            self.send_envelope(peer, &SignalBody::Connect { session, step: ConnectSignal::Try { strategy } });
+            if let Some(a) = self.connects.get_mut(&peer) {
+                a.current = Some((strategy, now, links));
+            }
+            return;
+        }
+    }
+
+    /// Opens a relay link to `peer` (see [`Output::OpenRelay`]).
+    fn open_relay(&mut self, now: Instant, peer: PeerId) -> LinkId {
+        let link = self.allocate_link_id();
+        let addr = super::rtc::NO_ADDR;
+        self.links.insert(link, super::links::Link::new(Direction::Outbound, LinkKind::Relay, addr, Some(peer), now));
+        self.outputs.push_back(Output::OpenRelay { link, peer });
+        link
+    }
+
+    /// A link with `peer` is established: an attempt with it, if any, succeeded.
+    pub(super) fn connect_linked(&mut self, now: Instant, peer: PeerId, link: LinkId) {
+        let Some(a) = self.connects.get_mut(&peer) else { return };
+        let strategy = match &a.current {
+            Some((s, _, links)) if links.contains(&link) => Some(*s),
+            Some((s, _, _)) if a.role == Role::Responder => Some(*s), // the initiator's dial came in
+            _ => None,
+        };
+        let Some(strategy) = strategy else {
+            // Linked some other way (LAN discovery, the peer's own dial): the attempt is moot.
+            return self.connect_finish(now, peer, None, Some("linked by other means".into()));
+        };
+        if let Some((_, since, _)) = a.current.take() {
+            a.steps.push(StepReport { strategy, result: StepResult::Linked, took_ms: ms(now - since) });
+        }
+        self.connect_finish(now, peer, Some(strategy), None);
+    }
+
+    /// A link opened for an attempt went away before it came up.
+    pub(super) fn connect_link_failed(&mut self, now: Instant, link: LinkId, reason: &str) {
+        let Some((peer, _)) =
+            self.connects.iter().find(|(_, a)| a.current.as_ref().is_some_and(|(_, _, links)| links.contains(&link)))
+        else {
+            return;
+        };
+        let peer = *peer;
+        let Some(a) = self.connects.get_mut(&peer) else { return };
+        let Some((strategy, since, links)) = a.current.as_mut() else { return };
+        links.retain(|l| *l != link);
+        // The responder's dial/relay failing is for the initiator's timer to judge; the
+        // initiator moves on as soon as every link of the step is gone.
+        if !links.is_empty() || a.role == Role::Responder {
+            return;
+        }
+        let step = StepReport {
+            strategy: *strategy,
+            result: StepResult::Failed { reason: clip(reason) },
+            took_ms: ms(now - *since),
+        };
+        // Reverse and relay also depend on the responder: wait out the step for its part.
+        if matches!(strategy, Strategy::Reverse) {
+            return;
+        }
+        a.steps.push(step);
+        a.current = None;
+        self.connect_advance(now, peer);
+    }
+
+    /// Timers of every attempt.
+    pub(super) fn connect_timers(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self.connects.iter().filter(|(_, a)| a.deadline <= now).map(|(p, _)| *p).collect();
+        for peer in due {
+            let Some(a) = self.connects.get_mut(&peer) else { continue };
+            match (a.role, a.remote.is_some()) {
+                (Role::Initiator, false) if !a.hello_sent => {
+                    if now - a.started >= ROUTE_WAIT {
+                        let why = "no signaling route to the peer (is it online on the same bootstrap server?)";
+                        self.connect_finish(now, peer, None, Some(why.into()));
+                    } else {
+                        a.deadline = now + Duration::from_millis(500);
+                        self.connect_send_hellos(now);
+                    }
+                }
+                (Role::Initiator, false) => {
+                    self.connect_finish(now, peer, None, Some("the peer did not answer over signaling".into()))
+                }
+                (Role::Initiator, true) => {
+                    if let Some((strategy, since, links)) = a.current.take() {
+                        a.steps.push(StepReport { strategy, result: StepResult::TimedOut, took_ms: ms(now - since) });
+                        for l in links {
+                            self.close_link(l, "the strategy timed out", None);
+                        }
+                    }
+                    self.connect_advance(now, peer);
+                }
+                (Role::Responder, _) => self.connect_finish(now, peer, None, Some("the initiator went quiet".into())),
+            }
+        }
+    }
+
+    /// The earliest attempt deadline.
+    pub(super) fn connect_wakeup(&self) -> Option<Instant> {
+        self.connects.values().map(|a| a.deadline).min()
+    }
+
+    fn connect_finish(&mut self, now: Instant, peer: PeerId, linked: Option<Strategy>, failure: Option<String>) {
+        let Some(mut a) = self.connects.remove(&peer) else { return };
+        if let Some((strategy, since, links)) = a.current.take() {
+            if linked.is_none() {
+                a.steps.push(StepReport { strategy, result: StepResult::TimedOut, took_ms: ms(now - since) });
+                for l in links {
+                    self.close_link(l, "the link attempt ended", None);
+                }
+            }
+        }
+        let report = ConnectReport { role: a.role, linked, failure, steps: a.steps, took_ms: ms(now - a.started) };
+        self.emit(Event::Connectivity { peer, report });
+    }
+}
+
+/// A peer's side, cut down to what we are willing to act on.
+fn sanitize(mut info: EndpointInfo) -> EndpointInfo {
+    info.addrs.truncate(MAX_ADDRS);
+    info
+}
+
+/// The peer's public TCP address, when it has no NAT: its public IP and its TCP listen port.
+fn public_tcp(info: &EndpointInfo) -> Option<SocketAddr> {
+    let nat = info.nat.as_ref()?;
+    if nat.nat_type != NatType::Open {
+        return None;
+    }
+    let port = info.addrs.first()?.port();
+    Some(SocketAddr::new(nat.public?.ip(), port))
+}
