@@ -81,6 +81,22 @@ pub enum ConnectSignal {
         /// Which.
         strategy: crate::nat::plan::Strategy,
     },
+    /// Initiator → responder: punch towards me at this address.
+    Punch {
+        /// TCP or UDP.
+        proto: crate::interface::PunchProto,
+        /// The initiator's predicted public address for the punch.
+        addr: core::net::SocketAddr,
+    },
+    /// Responder → initiator: and towards me here, starting at `at_ms` (Unix milliseconds).
+    PunchReply {
+        /// TCP or UDP.
+        proto: crate::interface::PunchProto,
+        /// The responder's predicted public address.
+        addr: core::net::SocketAddr,
+        /// When both start.
+        at_ms: u64,
+    },
     /// Either side: the attempt is over (refused, given up or done without a link).
     Abandon {
         /// Why, for the user.
@@ -146,7 +162,7 @@ impl SignalBody {
                 ConnectSignal::Hello { info } | ConnectSignal::Welcome { info } => {
                     info.addrs.len() <= crate::nat::plan::MAX_ADDRS
                 }
-                ConnectSignal::Try { .. } => true,
+                ConnectSignal::Try { .. } | ConnectSignal::Punch { .. } | ConnectSignal::PunchReply { .. } => true,
                 ConnectSignal::Abandon { reason } => reason.len() <= MAX_REASON_LEN,
             },
         };

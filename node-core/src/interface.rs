@@ -3,7 +3,9 @@
 
 use crate::envelope::RtcSignal;
 use crate::identity::PeerId;
+use crate::time::Instant;
 use crate::wire::{MsgId, TransferId};
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// A link as the core knows it. Outbound links get their id from the core (in
@@ -172,6 +174,16 @@ pub enum Input {
         /// The offer, answer or candidate.
         signal: RtcSignal,
     },
+    /// A socket for [`Output::PreparePunch`] is bound: its local port and, for UDP, the public
+    /// address a STUN binding from it showed (`None` for TCP, or when STUN did not answer).
+    PunchPrepared {
+        /// The punch's link.
+        link: LinkId,
+        /// The socket's local port.
+        local_port: u16,
+        /// Its public address as the STUN server saw it.
+        mapped: Option<SocketAddr>,
+    },
     /// The driver's NAT probe ([`crate::nat::probe`]) finished: what stands between this node
     /// and the internet. Kept for connection planning and reported as [`Event::NatDetected`].
     NatDetected {
@@ -180,9 +192,44 @@ pub enum Input {
     },
 }
 
+/// The transport of a hole punch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PunchProto {
+    /// TCP simultaneous open.
+    Tcp,
+    /// UDP probes, then QUIC.
+    Udp,
+}
+
 /// Something the driver must do.
 #[derive(Debug, Clone)]
 pub enum Output {
+    /// Bind a fresh socket for punching a hole to `peer` (for UDP, also ask the STUN server where
+    /// it shows); answer [`Input::PunchPrepared`], or [`Input::LinkFailed`].
+    PreparePunch {
+        /// The punch's link.
+        link: LinkId,
+        /// Who is at the other end.
+        peer: PeerId,
+        /// TCP or UDP.
+        proto: PunchProto,
+    },
+    /// From the socket of [`Output::PreparePunch`], at `at` and for a few seconds, open the path
+    /// to `remote`: repeated TCP connects (simultaneous open) or UDP probes then QUIC. Then the
+    /// authenticated handshake (the lower PeerId initiates) expecting exactly `peer`; answer
+    /// [`Input::LinkUp`] or [`Input::LinkFailed`].
+    Punch {
+        /// The punch's link.
+        link: LinkId,
+        /// Who must be at the other end.
+        peer: PeerId,
+        /// TCP or UDP.
+        proto: PunchProto,
+        /// The peer's predicted public address.
+        remote: SocketAddr,
+        /// When both ends start.
+        at: Instant,
+    },
     /// Open a link to `peer` through the bootstrap server's relay (`/v1/relay`): ask for the peer
     /// there, then run the usual authenticated handshake over the relayed stream (the lower
     /// PeerId initiates) expecting exactly `peer`. Answer with [`Input::LinkUp`] (kind

@@ -5,12 +5,15 @@ use crate::clock::Clock;
 use crate::files::{read_chunk, PartFile};
 use crate::handle::{ActorCommand, NodeEvent, OfferRequest};
 use crate::link::LinkTasks;
+use crate::punch;
 use crate::relay;
 use crate::rtc::{self, RtcAttempt, RtcSettings, RtcUp};
 use crate::signal_router::SignalRouter;
 use crate::tcp::{self, Keys, NewLink};
 use crate::udp::Discovery;
-use node_core::{Command, CommandId, Event, FileHash, Input, LinkId, LinkKind, Node, Output, PeerId, TransferId};
+use node_core::{
+    Command, CommandId, Event, FileHash, Input, LinkId, LinkKind, Node, Output, PeerId, PunchProto, TransferId,
+};
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
@@ -89,6 +92,10 @@ pub(crate) struct Actor {
     pub pending_offers: HashMap<CommandId, (FileHash, oneshot::Sender<Result<TransferId, String>>)>,
     /// The bootstrap server and mesh to relay through, if there is a server.
     pub relay: Option<(Arc<crate::bootstrap::Bootstrap>, String)>,
+    /// The address punch sockets bind to (the listen address).
+    pub punch_ip: std::net::IpAddr,
+    /// Ports held for TCP punches being prepared.
+    pub punches: HashMap<LinkId, punch::HeldPort>,
 }
 
 impl Actor {
@@ -246,6 +253,27 @@ impl Actor {
                 tracing::debug!("closing link {link:?}: {reason}");
                 self.links.remove(&link);
                 self.rtc_attempts.remove(&link);
+                self.punches.remove(&link);
+            }
+            Output::PreparePunch { link, peer: _, proto } => {
+                let now = self.clock.now();
+                let prepared = match proto {
+                    PunchProto::Tcp => punch::hold_tcp_port(self.punch_ip).map_err(|e| e.to_string()),
+                    PunchProto::Udp => Err("this node cannot punch UDP yet".to_owned()),
+                };
+                match prepared {
+                    Ok(held) => {
+                        let local_port = held.local.port();
+                        self.punches.insert(link, held);
+                        self.node.handle(now, Input::PunchPrepared { link, local_port, mapped: None });
+                    }
+                    Err(reason) => self.node.handle(now, Input::LinkFailed { link, reason }),
+                }
+            }
+            Output::Punch { link, peer, proto: _, remote, at } => {
+                let Some(held) = self.punches.remove(&link) else { return };
+                let wait = at.saturating_duration_since(self.clock.now());
+                punch::spawn_tcp_punch(link, peer, held, remote, wait, self.keys.clone(), self.to_actor.clone());
             }
             Output::OpenRelay { link, peer } => match &self.relay {
                 Some((bs, mesh)) => {

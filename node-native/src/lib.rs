@@ -60,6 +60,7 @@ pub mod identity_file;
 mod link;
 pub mod nat;
 pub mod noise;
+mod punch;
 mod relay;
 pub mod rtc;
 mod rtc_runtime;
@@ -325,6 +326,8 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         downloads: HashMap::new(),
         pending_offers: HashMap::new(),
         relay: bootstrap.clone().map(|bs| (bs, config.mesh.clone())),
+        punch_ip: tcp_addr.ip(),
+        punches: HashMap::new(),
     };
     let http_addr = match (&config.http, http_listener) {
         (Some(http), Some((listener, addr))) => {

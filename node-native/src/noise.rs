@@ -139,6 +139,25 @@ pub async fn initiate<S: AsyncRead + AsyncWrite + Unpin>(
     initiate_with_payload(stream, static_key, &payload, expect).await
 }
 
+/// The handshake for a link both ends set up at once (a relayed stream, a punched connection),
+/// where neither dialed the other: the lower PeerId plays initiator, and each end requires
+/// exactly `peer` at the other.
+pub async fn handshake_between<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    identity: &Keypair,
+    static_key: &snow::Keypair,
+    peer: PeerId,
+) -> Result<Established, String> {
+    if identity.peer_id() < peer {
+        return initiate(stream, identity, static_key, Some(peer)).await.map_err(|e| e.to_string());
+    }
+    let e = respond(stream, identity, static_key).await.map_err(|e| e.to_string())?;
+    if e.peer != peer {
+        return Err(format!("the other end is {}, not {peer}", e.peer));
+    }
+    Ok(e)
+}
+
 /// Runs the responder side of Noise XX.
 pub async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
@@ -216,5 +235,54 @@ impl Opener {
         self.nonce += 1;
         plain.truncate(n);
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `handshake_between` on both ends of a pipe: `a` expecting `a_expects`, `b` expecting
+    /// `b_expects`.
+    async fn between(
+        a: &Keypair,
+        a_expects: PeerId,
+        b: &Keypair,
+        b_expects: PeerId,
+    ) -> (Result<PeerId, String>, Result<PeerId, String>) {
+        let (x, y) = tokio::io::duplex(64 * 1024);
+        let (sa, sb) = (generate_static(), generate_static());
+        // Each end owns its half, so an end that gives up closes the pipe and the other's read
+        // ends too.
+        // Two ends that both expect to initiate (a stranger's id sorts the other way) would wait
+        // for each other: the drivers bound every handshake in time, and so does this.
+        let limit = std::time::Duration::from_secs(2);
+        let timed_out = |_| "timed out".to_owned();
+        let left = async move {
+            let mut x = x;
+            let hs = handshake_between(&mut x, a, &sa, a_expects);
+            tokio::time::timeout(limit, hs).await.map_err(timed_out)?.map(|e| e.peer)
+        };
+        let right = async move {
+            let mut y = y;
+            let hs = handshake_between(&mut y, b, &sb, b_expects);
+            tokio::time::timeout(limit, hs).await.map_err(timed_out)?.map(|e| e.peer)
+        };
+        let (l, r) = tokio::join!(left, right);
+        (l, r)
+    }
+
+    #[tokio::test]
+    async fn both_ends_of_a_relayed_or_punched_link_require_the_expected_key() {
+        let (alice, bob, mallory) =
+            (Keypair::from_secret([1; 32]), Keypair::from_secret([2; 32]), Keypair::from_secret([3; 32]));
+        let (l, r) = between(&alice, bob.peer_id(), &bob, alice.peer_id()).await;
+        assert_eq!((l, r), (Ok(bob.peer_id()), Ok(alice.peer_id())));
+        // Mallory answers where Bob was expected: whichever role each end plays, the one
+        // expecting Bob refuses.
+        let (l, _) = between(&alice, bob.peer_id(), &mallory, alice.peer_id()).await;
+        assert!(l.is_err(), "alice refused mallory");
+        let (_, r) = between(&mallory, bob.peer_id(), &alice, bob.peer_id()).await;
+        assert!(r.is_err(), "alice refused mallory in the other role too");
     }
 }

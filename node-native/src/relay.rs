@@ -60,16 +60,7 @@ async fn open(peer: PeerId, bs: &Bootstrap, mesh: &str, keys: &Keys) -> Result<N
     }
     let (mut mine, pumped) = tokio::io::duplex(PIPE);
     pump(sink, stream, pumped);
-    let me = keys.identity.peer_id();
-    let established = if me < peer {
-        noise::initiate(&mut mine, &keys.identity, &keys.noise_static, Some(peer)).await.map_err(|e| e.to_string())?
-    } else {
-        let e = noise::respond(&mut mine, &keys.identity, &keys.noise_static).await.map_err(|e| e.to_string())?;
-        if e.peer != peer {
-            return Err(format!("the relayed peer is {}, not {}", e.peer, peer));
-        }
-        e
-    };
+    let established = noise::handshake_between(&mut mine, &keys.identity, &keys.noise_static, peer).await?;
     Ok(NewLink { stream: LinkStream::Relay(mine), established, remote })
 }
 

@@ -333,7 +333,7 @@ fn carry_out(inner: &Rc<RefCell<Inner>>, out: Output) {
         Output::CloseLink { link, .. } => {
             i.links.remove(&link);
         }
-        Output::OpenRelay { link, .. } => {
+        Output::OpenRelay { link, .. } | Output::PreparePunch { link, .. } | Output::Punch { link, .. } => {
             let reason = "a browser links over WebRTC only".to_owned();
             i.node.handle(now(), Input::LinkFailed { link, reason });
         }

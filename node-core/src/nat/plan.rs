@@ -111,6 +111,25 @@ fn punchable(a: &NatReport, b: &NatReport) -> Result<(), &'static str> {
     }
 }
 
+/// Whether a side's public TCP address can be predicted: TCP has no STUN here, so the public
+/// port must be the local one (no NAT, or an endpoint-independent NAT that keeps ports), and each
+/// side's SYN must match the other's: a NAT that picks a new port per destination breaks that.
+fn tcp_predictable(r: &NatReport) -> Result<(), &'static str> {
+    if r.nat_type == NatType::Open {
+        return Ok(());
+    }
+    if r.public.is_none() {
+        return Err("a public address is unknown");
+    }
+    if r.mapping != Some(Mapping::EndpointIndependent) {
+        return Err("a NAT maps each destination to a new port");
+    }
+    if r.allocation != Some(PortAllocation::Preserving) {
+        return Err("a NAT does not keep local ports, so the public TCP port cannot be predicted");
+    }
+    Ok(())
+}
+
 /// The plan for `me` linking to `peer`: every strategy of the ladder, tried or skipped with a
 /// reason. `me` is the side that calls `plan`; both sides call it with their own view.
 pub fn plan(me: &EndpointInfo, peer: &EndpointInfo) -> Vec<Planned> {
@@ -144,7 +163,11 @@ fn why_not(s: Strategy, me: &EndpointInfo, peer: &EndpointInfo) -> Option<&'stat
             Some(_) => Some("we are behind a NAT"),
             None => Some("our NAT is unknown"),
         },
-        Strategy::UdpPunch | Strategy::TcpSimultaneousOpen => match (&me.nat, &peer.nat) {
+        Strategy::TcpSimultaneousOpen => match (&me.nat, &peer.nat) {
+            (Some(a), Some(b)) => tcp_predictable(a).and(tcp_predictable(b)).err(),
+            _ => Some("a NAT type is unknown"),
+        },
+        Strategy::UdpPunch => match (&me.nat, &peer.nat) {
             (Some(a), Some(b)) if a.nat_type == NatType::UdpBlocked || b.nat_type == NatType::UdpBlocked => {
                 Some("UDP is blocked on one side")
             }
@@ -226,6 +249,8 @@ mod tests {
                 for (me, peer) in [(behind(a, 1), behind(b, 2)), (behind(b, 2), behind(a, 1))] {
                     let p = tries(&plan(&me, &peer));
                     assert_eq!(p.contains(&Strategy::UdpPunch), want, "{a} x {b}: {p:?}");
+                    let tcp = *a != "sym" && *b != "sym";
+                    assert_eq!(p.contains(&Strategy::TcpSimultaneousOpen), tcp, "{a} x {b}: {p:?}");
                     assert_eq!(p.last(), Some(&Strategy::Relay), "relay is always the last resort");
                     assert!(!p.contains(&Strategy::LanDirect), "different public addresses: {p:?}");
                 }

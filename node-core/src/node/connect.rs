@@ -11,7 +11,7 @@
 use super::Node;
 use crate::envelope::{ConnectSignal, SignalBody};
 use crate::identity::PeerId;
-use crate::interface::{CommandError, Direction, Event, LinkId, LinkKind, Output};
+use crate::interface::{CommandError, Direction, Event, LinkId, LinkKind, Output, PunchProto};
 use crate::nat::plan::{self, EndpointInfo, Planned, Strategy, MAX_ADDRS};
 use crate::nat::report::{ConnectReport, Role, StepReport, StepResult};
 use crate::nat::NatType;
@@ -22,8 +22,9 @@ use std::net::SocketAddr;
 
 /// Attempts in progress at once (ours and the peers'): each may hold a relay session and dials.
 pub(super) const MAX_CONNECTS: usize = 16;
-/// How long the initiator waits for the responder's `Welcome`.
-const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the initiator waits for the responder's `Welcome` (which may wait [`NAT_WAIT`]
+/// for the responder's own NAT report).
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long an attempt waits for a signaling route to the peer (it may not be logged in yet).
 const ROUTE_WAIT: Duration = Duration::from_secs(30);
 /// How long an attempt waits for our own NAT report before describing us without it.
@@ -31,7 +32,10 @@ const NAT_WAIT: Duration = Duration::from_secs(8);
 /// Longest reason text taken from a peer.
 const MAX_REASON: usize = 200;
 /// The strategies the drivers can carry out today.
-const SUPPORTED: [Strategy; 4] = [Strategy::LanDirect, Strategy::PublicDirect, Strategy::Reverse, Strategy::Relay];
+const SUPPORTED: [Strategy; 5] =
+    [Strategy::LanDirect, Strategy::PublicDirect, Strategy::Reverse, Strategy::TcpSimultaneousOpen, Strategy::Relay];
+/// The responder starts punching this long after its reply, so both ends start together.
+const PUNCH_LEAD: Duration = Duration::from_millis(300);
 
 /// One attempt, on either end.
 #[derive(Debug)]
@@ -47,14 +51,16 @@ pub(super) struct Attempt {
     current: Option<(Strategy, Instant, Vec<LinkId>)>,
     /// When the current wait (for `Welcome`, for a step, for the responder's part) ends.
     deadline: Instant,
-    /// Whether the initiator's `Hello` went out (it waits for a route and our NAT report).
-    hello_sent: bool,
+    /// Whether our `Hello` (initiator) or `Welcome` (responder) went out: each waits for a
+    /// route to the peer and for our NAT report, so both plans are made from real reports.
+    greeted: bool,
+    /// Responder: the initiator's punch address, until our own socket is ready.
+    punch_remote: Option<(PunchProto, SocketAddr)>,
     steps: Vec<StepReport>,
 }
 
 impl Attempt {
     fn new(session: u64, role: Role, now: Instant, deadline: Instant) -> Self {
-        let hello_sent = role == Role::Responder;
         Attempt {
             session,
             role,
@@ -63,7 +69,8 @@ impl Attempt {
             plan: Vec::new(),
             current: None,
             deadline,
-            hello_sent,
+            greeted: false,
+            punch_remote: None,
             steps: Vec::new(),
         }
     }
@@ -104,7 +111,7 @@ impl Node {
         Ok(())
     }
 
-    /// Sends the `Hello` of every attempt that was waiting and now can go: the peer is reachable
+    /// Sends the `Hello` or `Welcome` of every attempt that was waiting and now can go: the peer is reachable
     /// (a signaling channel or a link to route over) and our NAT report is in (or we waited
     /// long enough for it). Called when either changes, and on the attempt's timer.
     pub(super) fn connect_send_hellos(&mut self, now: Instant) {
@@ -112,20 +119,29 @@ impl Node {
         let ready: Vec<PeerId> = self
             .connects
             .iter()
-            .filter(|(_, a)| !a.hello_sent && (have_nat || now - a.started >= NAT_WAIT))
+            .filter(|(_, a)| !a.greeted && (have_nat || now - a.started >= NAT_WAIT))
             .map(|(p, _)| *p)
             .filter(|p| self.peers.get(p).is_some_and(|k| k.signal) || !self.links.is_empty())
             .collect();
         let info = self.endpoint_info();
+        let whole: Duration = Strategy::LADDER.iter().map(|s| s.timeout()).sum();
         for peer in ready {
             let Some(a) = self.connects.get_mut(&peer) else { continue };
-            a.hello_sent = true;
-            a.deadline = now + WELCOME_TIMEOUT;
+            a.greeted = true;
+            let info = info.clone();
+            let step = match a.role {
+                Role::Initiator => {
+                    a.deadline = now + WELCOME_TIMEOUT;
+                    ConnectSignal::Hello { info }
+                }
+                Role::Responder => {
+                    // From here the initiator leads; this only ends an attempt it abandoned.
+                    a.deadline = now + WELCOME_TIMEOUT + whole;
+                    ConnectSignal::Welcome { info }
+                }
+            };
             let session = a.session;
-            self.send_envelope(
-                peer,
-                &SignalBody::Connect { session, step: ConnectSignal::Hello { info: info.clone() } },
-            );
+            self.send_envelope(peer, &SignalBody::Connect { session, step });
         }
     }
 
@@ -158,6 +174,39 @@ impl Node {
                 }
                 self.connect_respond(now, from, strategy);
             }
+            ConnectSignal::Punch { proto, addr } => {
+                let Some(a) = self.connects.get_mut(&from) else { return };
+                let expected = a.remote.as_ref().and_then(|r| r.nat.as_ref()).and_then(|n| n.public).map(|p| p.ip());
+                if a.session != session
+                    || a.role != Role::Responder
+                    || a.punch_remote.is_some()
+                    || expected != Some(addr.ip())
+                {
+                    // Only ever towards the public address the peer described: we must not be
+                    // talked into sending packets at anyone else.
+                    return;
+                }
+                a.punch_remote = Some((proto, addr));
+                let link = self.open_punch(now, from, proto);
+                if let Some(a) = self.connects.get_mut(&from) {
+                    match &mut a.current {
+                        Some((_, _, links)) => links.push(link),
+                        None => a.current = Some((punch_strategy(proto), now, vec![link])),
+                    }
+                }
+            }
+            ConnectSignal::PunchReply { proto, addr, at_ms } => {
+                let Some(a) = self.connects.get(&from) else { return };
+                let expected = a.remote.as_ref().and_then(|r| r.nat.as_ref()).and_then(|n| n.public).map(|p| p.ip());
+                let link = match &a.current {
+                    Some((s, _, links)) if *s == punch_strategy(proto) => links.first().copied(),
+                    _ => None,
+                };
+                let (Some(link), true) = (link, a.session == session && expected == Some(addr.ip())) else { return };
+                // A start time in the past or far ahead is clamped: we start now, or soon.
+                let at = Instant::from_unix_ms(at_ms).max(now).min(now + PUNCH_LEAD * 4);
+                self.outputs.push_back(Output::Punch { link, peer: from, proto, remote: addr, at });
+            }
             ConnectSignal::Abandon { reason } => {
                 if self.connects.get(&from).is_some_and(|a| a.session == session) {
                     self.connect_finish(now, from, None, Some(format!("the peer gave up: {}", clip(&reason))));
@@ -186,12 +235,10 @@ impl Node {
                 return;
             }
         }
-        let whole: Duration = Strategy::LADDER.iter().map(|s| s.timeout()).sum();
-        let mut a = Attempt::new(session, Role::Responder, now, now + WELCOME_TIMEOUT + whole);
+        let mut a = Attempt::new(session, Role::Responder, now, now + NAT_WAIT);
         a.remote = Some(sanitize(info));
         self.connects.insert(from, a);
-        let mine = self.endpoint_info();
-        self.send_envelope(from, &SignalBody::Connect { session, step: ConnectSignal::Welcome { info: mine } });
+        self.connect_send_hellos(now);
     }
 
     /// The responder's part of `strategy`.
@@ -245,6 +292,8 @@ impl Node {
                     public_tcp(&remote).map(|addr| self.open_link(now, addr, Some(peer))).into_iter().collect()
                 }
                 Strategy::Relay => vec![self.open_relay(now, peer)],
+                Strategy::TcpSimultaneousOpen => vec![self.open_punch(now, peer, PunchProto::Tcp)],
+                Strategy::UdpPunch => vec![self.open_punch(now, peer, PunchProto::Udp)],
                 _ => Vec::new(),
             };
             // Every step is announced, so the responder knows what a link that comes up was for.
@@ -253,6 +302,58 @@ impl Node {
                 a.current = Some((strategy, now, links));
             }
             return;
+        }
+    }
+
+    /// Starts a punch to `peer`: a link waiting for the driver's socket ([`Output::PreparePunch`]).
+    fn open_punch(&mut self, now: Instant, peer: PeerId, proto: PunchProto) -> LinkId {
+        let link = self.allocate_link_id();
+        let kind = match proto {
+            PunchProto::Tcp => LinkKind::Tcp,
+            PunchProto::Udp => LinkKind::Quic,
+        };
+        let addr = super::rtc::NO_ADDR;
+        self.links.insert(link, super::links::Link::new(Direction::Outbound, kind, addr, Some(peer), now));
+        self.outputs.push_back(Output::PreparePunch { link, peer, proto });
+        link
+    }
+
+    /// The driver bound the punch socket of `link`: tell the peer where to punch to (initiator),
+    /// or answer and start (responder).
+    pub(super) fn handle_punch_prepared(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        local_port: u16,
+        mapped: Option<SocketAddr>,
+    ) {
+        let Some((peer, a)) =
+            self.connects.iter().find(|(_, a)| a.current.as_ref().is_some_and(|(_, _, links)| links.contains(&link)))
+        else {
+            return;
+        };
+        let (peer, session, role, punch_remote) = (*peer, a.session, a.role, a.punch_remote);
+        let proto = match self.links.get(&link).map(|l| l.kind) {
+            Some(LinkKind::Quic) => PunchProto::Udp,
+            _ => PunchProto::Tcp,
+        };
+        let public = self.nat.as_ref().and_then(|n| n.public);
+        let Some(addr) = mapped.or_else(|| public.map(|p| SocketAddr::new(p.ip(), local_port))) else {
+            let reason = "our public address is unknown";
+            self.close_link(link, reason, None);
+            return self.connect_link_failed(now, link, reason);
+        };
+        match role {
+            Role::Initiator => {
+                self.send_envelope(peer, &SignalBody::Connect { session, step: ConnectSignal::Punch { proto, addr } })
+            }
+            Role::Responder => {
+                let Some((_, remote)) = punch_remote else { return };
+                let at = now + PUNCH_LEAD;
+                let step = ConnectSignal::PunchReply { proto, addr, at_ms: at.unix_ms() };
+                self.send_envelope(peer, &SignalBody::Connect { session, step });
+                self.outputs.push_back(Output::Punch { link, peer, proto, remote, at });
+            }
         }
     }
 
@@ -319,7 +420,7 @@ impl Node {
         for peer in due {
             let Some(a) = self.connects.get_mut(&peer) else { continue };
             match (a.role, a.remote.is_some()) {
-                (Role::Initiator, false) if !a.hello_sent => {
+                (_, _) if !a.greeted => {
                     if now - a.started >= ROUTE_WAIT {
                         let why = "no signaling route to the peer (is it online on the same bootstrap server?)";
                         self.connect_finish(now, peer, None, Some(why.into()));
@@ -362,6 +463,14 @@ impl Node {
         }
         let report = ConnectReport { role: a.role, linked, failure, steps: a.steps, took_ms: ms(now - a.started) };
         self.emit(Event::Connectivity { peer, report });
+    }
+}
+
+/// The ladder step a punch protocol belongs to.
+fn punch_strategy(proto: PunchProto) -> Strategy {
+    match proto {
+        PunchProto::Tcp => Strategy::TcpSimultaneousOpen,
+        PunchProto::Udp => Strategy::UdpPunch,
     }
 }
 

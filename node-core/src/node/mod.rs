@@ -295,6 +295,9 @@ impl Node {
             Input::SignalPeer { peer, online } => self.handle_signal_peer(now, peer, online),
             Input::Signal { data } => self.handle_signal_input(now, &data),
             Input::RtcLocal { link, signal } => self.handle_rtc_local(link, signal),
+            Input::PunchPrepared { link, local_port, mapped } => {
+                self.handle_punch_prepared(now, link, local_port, mapped)
+            }
             Input::NatDetected { report } => {
                 self.nat = Some(report.clone());
                 self.emit(Event::NatDetected { report });

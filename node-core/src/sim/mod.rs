@@ -494,8 +494,8 @@ impl Sim {
                 }
             }
             Output::OpenRtc { link, peer, offer } => self.open_rtc(idx, link, peer, offer),
-            Output::OpenRelay { link, .. } => {
-                let reason = "the simulator has no relay".to_owned();
+            Output::OpenRelay { link, .. } | Output::PreparePunch { link, .. } | Output::Punch { link, .. } => {
+                let reason = "the simulator has no NATs, relays or punching".to_owned();
                 self.input(now, idx, Input::LinkFailed { link, reason });
             }
             Output::RtcRemote { link, signal } => self.rtc_remote(idx, link, signal),
