@@ -200,6 +200,8 @@ impl Actor {
                 let link = self.node.allocate_link_id();
                 self.adopt(link, new, node_core::Direction::Inbound);
             }
+            // A dial, punch or relay the core gave up on meanwhile: dropping it closes it.
+            ToActor::Outbound(link, _) if !self.node.has_link(link) => {}
             ToActor::Outbound(link, new) => self.adopt(link, new, node_core::Direction::Outbound),
             ToActor::RtcUp(RtcUp { link, peer, tasks }) => {
                 // Gone from the attempts: the core gave up on it meanwhile, and dropping the

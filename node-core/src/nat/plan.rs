@@ -41,7 +41,8 @@ impl Strategy {
         match self {
             Strategy::LanDirect => Duration::from_secs(3),
             Strategy::PublicDirect | Strategy::Reverse => Duration::from_secs(5),
-            Strategy::UdpPunch | Strategy::TcpSimultaneousOpen => Duration::from_secs(6),
+            // The punch: the agreed start (≤ 1.2 s), 5 s of connects, the last one's 1.5 s.
+            Strategy::UdpPunch | Strategy::TcpSimultaneousOpen => Duration::from_secs(9),
             Strategy::Relay => Duration::from_secs(20),
         }
     }

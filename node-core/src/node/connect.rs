@@ -18,7 +18,7 @@ use crate::nat::NatType;
 use crate::time::Instant;
 use core::time::Duration;
 use rand_core::RngCore;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Attempts in progress at once (ours and the peers'): each may hold a relay session and dials.
 pub(super) const MAX_CONNECTS: usize = 16;
@@ -162,7 +162,10 @@ impl Node {
             }
             ConnectSignal::Try { strategy } => {
                 let Some(a) = self.connects.get_mut(&from) else { return };
-                if a.session != session || a.role != Role::Responder {
+                // Each strategy once, in ladder order: a peer (or a replay) cannot make us dial
+                // or open relays over and over.
+                let after_last = a.steps.last().map(|s| s.strategy).max(a.current.as_ref().map(|c| c.0));
+                if a.session != session || a.role != Role::Responder || after_last.is_some_and(|l| strategy <= l) {
                     return;
                 }
                 // The initiator moved on: whatever the previous step left open is dropped.
@@ -177,11 +180,8 @@ impl Node {
             ConnectSignal::Punch { proto, addr } => {
                 let Some(a) = self.connects.get_mut(&from) else { return };
                 let expected = a.remote.as_ref().and_then(|r| r.nat.as_ref()).and_then(|n| n.public).map(|p| p.ip());
-                if a.session != session
-                    || a.role != Role::Responder
-                    || a.punch_remote.is_some()
-                    || expected != Some(addr.ip())
-                {
+                let fits = a.session == session && a.role == Role::Responder && a.punch_remote.is_none();
+                if !fits || expected != Some(addr.ip()) || !is_public(addr.ip()) {
                     // Only ever towards the public address the peer described: we must not be
                     // talked into sending packets at anyone else.
                     return;
@@ -196,14 +196,18 @@ impl Node {
                 }
             }
             ConnectSignal::PunchReply { proto, addr, at_ms } => {
-                let Some(a) = self.connects.get(&from) else { return };
+                let Some(a) = self.connects.get_mut(&from) else { return };
                 let expected = a.remote.as_ref().and_then(|r| r.nat.as_ref()).and_then(|n| n.public).map(|p| p.ip());
                 let link = match &a.current {
                     Some((s, _, links)) if *s == punch_strategy(proto) => links.first().copied(),
                     _ => None,
                 };
-                let (Some(link), true) = (link, a.session == session && expected == Some(addr.ip())) else { return };
-                // A start time in the past or far ahead is clamped: we start now, or soon.
+                let fits = a.session == session && a.role == Role::Initiator && a.punch_remote.is_none();
+                let (Some(link), true) = (link, fits && expected == Some(addr.ip()) && is_public(addr.ip())) else {
+                    return;
+                };
+                a.punch_remote = Some((proto, addr)); // once: a repeated reply starts nothing
+                                                      // A start time in the past or far ahead is clamped: we start now, or soon.
                 let at = Instant::from_unix_ms(at_ms).max(now).min(now + PUNCH_LEAD * 4);
                 self.outputs.push_back(Output::Punch { link, peer: from, proto, remote: addr, at });
             }
@@ -229,11 +233,14 @@ impl Node {
             let step = ConnectSignal::Abandon { reason: reason.into() };
             return self.send_envelope(from, &SignalBody::Connect { session, step });
         }
-        // Both asked at once: the lower id's attempt goes on, the other end answers it.
         if let Some(mine) = self.connects.get(&from) {
-            if mine.role == Role::Initiator && self.me < from {
+            // Both asked at once: the lower id's attempt goes on, the other end answers it.
+            // A copy of the Hello we answer already changes nothing.
+            if (mine.role == Role::Initiator && self.me < from) || mine.session == session {
                 return;
             }
+            // A new attempt replaces the old one, which is ended (and its links closed) first.
+            self.connect_finish(now, from, None, Some("the peer started over".into()));
         }
         let mut a = Attempt::new(session, Role::Responder, now, now + NAT_WAIT);
         a.remote = Some(sanitize(info));
@@ -371,15 +378,23 @@ impl Node {
         let Some(a) = self.connects.get_mut(&peer) else { return };
         let strategy = match &a.current {
             Some((s, _, links)) if links.contains(&link) => Some(*s),
-            Some((s, _, _)) if a.role == Role::Responder => Some(*s), // the initiator's dial came in
+            // The other end's dial came in: the initiator's for a responder; the responder's
+            // reverse dial for an initiator (a step with no links of our own).
+            Some((s, _, links)) if a.role == Role::Responder || links.is_empty() => Some(*s),
             _ => None,
         };
         let Some(strategy) = strategy else {
             // Linked some other way (LAN discovery, the peer's own dial): the attempt is moot.
             return self.connect_finish(now, peer, None, Some("linked by other means".into()));
         };
-        if let Some((_, since, _)) = a.current.take() {
+        let mut others = Vec::new();
+        if let Some((_, since, links)) = a.current.take() {
             a.steps.push(StepReport { strategy, result: StepResult::Linked, took_ms: ms(now - since) });
+            others = links.into_iter().filter(|l| *l != link).collect();
+        }
+        // The step's other dials (one per address) are not needed any more.
+        for l in others {
+            self.close_link(l, "linked another way", None);
         }
         self.connect_finish(now, peer, Some(strategy), None);
     }
@@ -466,6 +481,25 @@ impl Node {
     }
 }
 
+/// Whether `ip` is an address on the public internet: punches and reverse dials only ever go
+/// there, so a peer cannot point them at our loopback, our LAN or a multicast group.
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            let shared = a == 100 && (64..128).contains(&b); // carrier-grade NAT space
+            !(v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_multicast())
+                && !(v4.is_broadcast() || v4.is_unspecified() || shared || a == 0)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            let unique_local = first & 0xfe00 == 0xfc00;
+            let link_local = first & 0xffc0 == 0xfe80;
+            !(v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || unique_local || link_local)
+        }
+    }
+}
+
 /// The ladder step a punch protocol belongs to.
 fn punch_strategy(proto: PunchProto) -> Strategy {
     match proto {
@@ -487,5 +521,6 @@ fn public_tcp(info: &EndpointInfo) -> Option<SocketAddr> {
         return None;
     }
     let port = info.addrs.first()?.port();
-    Some(SocketAddr::new(nat.public?.ip(), port))
+    let ip = nat.public?.ip();
+    is_public(ip).then_some(SocketAddr::new(ip, port))
 }

@@ -221,6 +221,12 @@ impl Node {
         self.config.listen_addrs = listen_addrs;
     }
 
+    /// Whether the node still knows `link` (an outbound link it gave up on is forgotten, and a
+    /// late success for it must be dropped by the driver, not reported).
+    pub fn has_link(&self, link: LinkId) -> bool {
+        self.links.contains_key(&link)
+    }
+
     /// A fresh id for an inbound link, to use in [`Input::LinkUp`].
     pub fn allocate_link_id(&mut self) -> LinkId {
         self.next_link += 1;
