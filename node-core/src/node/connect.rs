@@ -320,7 +320,8 @@ impl Node {
             PunchProto::Udp => LinkKind::Quic,
         };
         let addr = super::rtc::NO_ADDR;
-        self.links.insert(link, super::links::Link::new(Direction::Outbound, kind, addr, Some(peer), now));
+        let direction = self.dialer_side(peer);
+        self.links.insert(link, super::links::Link::new(direction, kind, addr, Some(peer), now));
         self.outputs.push_back(Output::PreparePunch { link, peer, proto });
         link
     }
@@ -364,11 +365,23 @@ impl Node {
         }
     }
 
+    /// The direction of a link both ends open at once (punched, relayed): the lower id, which
+    /// runs the handshake's initiator, counts as the dialer, so the one-link-per-pair rule sees
+    /// the same link from both ends.
+    fn dialer_side(&self, peer: PeerId) -> Direction {
+        if self.me < peer {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        }
+    }
+
     /// Opens a relay link to `peer` (see [`Output::OpenRelay`]).
     fn open_relay(&mut self, now: Instant, peer: PeerId) -> LinkId {
         let link = self.allocate_link_id();
         let addr = super::rtc::NO_ADDR;
-        self.links.insert(link, super::links::Link::new(Direction::Outbound, LinkKind::Relay, addr, Some(peer), now));
+        let direction = self.dialer_side(peer);
+        self.links.insert(link, super::links::Link::new(direction, LinkKind::Relay, addr, Some(peer), now));
         self.outputs.push_back(Output::OpenRelay { link, peer });
         link
     }

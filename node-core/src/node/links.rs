@@ -148,6 +148,9 @@ impl Node {
     ) {
         let entry = self.links.entry(link).or_insert_with(|| Link::new(direction, kind, remote_addr, None, now));
         entry.kind = kind;
+        // A link the core opened keeps the direction it gave it (punched and relayed links count
+        // as the lower id's, whoever the transport calls the dialer).
+        let direction = entry.direction;
         if entry.addr == super::rtc::NO_ADDR {
             entry.addr = remote_addr;
         }
@@ -406,10 +409,18 @@ impl Node {
     fn prefer_new_link(&self, peer: PeerId, old: LinkId, new: LinkId) -> bool {
         let wanted = if self.me < peer { Direction::Outbound } else { Direction::Inbound };
         let dir = |id: LinkId| self.links.get(&id).map(|l| l.direction);
+        // Both ends see the same kinds, so this ranking agrees on both: direct beats WebRTC beats
+        // the relay (a relay that came up first gives way to a punched link).
+        let rank = |id: LinkId| match self.links.get(&id).map(|l| l.kind) {
+            Some(LinkKind::Relay) => 0,
+            Some(LinkKind::WebRtc) => 1,
+            _ => 2,
+        };
         match (dir(old), dir(new)) {
             (Some(o), Some(n)) if o != n => n == wanted,
-            // Same direction (two dials to two addresses): keep the older.
-            _ => false,
+            // Same direction (two dials to two addresses, a punch and a relay): the better kind,
+            // else the older.
+            _ => rank(new) > rank(old),
         }
     }
 

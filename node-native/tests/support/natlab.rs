@@ -14,7 +14,7 @@
 //! (masquerade with random ports). Routers drop unsolicited inbound to themselves, as home
 //! routers do (without that an early punch packet steals a mapping).
 
-use super::netns::{ip, sysctl};
+use super::netns::{ip, remove, run_in_ns, sysctl};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
@@ -199,27 +199,12 @@ impl NatLab {
 
     /// Runs `f` on a thread inside the namespace `short` (sockets it makes live there).
     pub fn run_in<T: Send + 'static>(&self, short: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.ns(short));
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("open netns");
-            let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns into {path}");
-            f()
-        })
-        .join()
-        .expect("namespace thread")
+        run_in_ns(&self.ns(short), f)
     }
 }
 
 impl Drop for NatLab {
     fn drop(&mut self) {
-        for ns in &self.namespaces {
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            }
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        remove(&self.namespaces);
     }
 }

@@ -42,6 +42,32 @@ pub fn sysctl(ns: &str, key: &str, value: &str) {
     let _ = Command::new("ip").args(["netns", "exec", ns, "sysctl", "-qw", &format!("{key}={value}")]).output();
 }
 
+/// Runs `f` on a thread whose network namespace is `ns` (sockets it makes live there, and so do
+/// those of threads it starts, such as a tokio runtime's workers).
+pub fn run_in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open netns");
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns into {path}");
+        f()
+    })
+    .join()
+    .expect("namespace thread")
+}
+
+/// Kills every process in each namespace, then deletes it.
+pub fn remove<'a>(namespaces: impl IntoIterator<Item = &'a String>) {
+    for ns in namespaces {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", ns]).status();
+    }
+}
+
 /// A bridged LAN of namespaces.
 pub struct Lan {
     prefix: String,
@@ -110,27 +136,12 @@ impl Lan {
 
     /// Runs `f` on a thread whose network namespace is host `i`'s (sockets it makes live there).
     pub fn run_in<T: Send + 'static>(&self, i: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.hosts[i]);
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("open netns");
-            let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns into {path}");
-            f()
-        })
-        .join()
-        .expect("namespace thread")
+        run_in_ns(&self.hosts[i], f)
     }
 }
 
 impl Drop for Lan {
     fn drop(&mut self) {
-        for ns in self.hosts.iter().chain(std::iter::once(&self.switch)) {
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            }
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        remove(self.hosts.iter().chain(std::iter::once(&self.switch)));
     }
 }

@@ -1,0 +1,196 @@
+//! Two nodes that share only a signaling channel link across their NATs.
+use super::*;
+use crate::interface::PunchProto;
+use crate::nat::plan::Strategy;
+use crate::nat::report::StepResult;
+use crate::nat::{Filtering, Mapping, NatReport, NatType, PortAllocation};
+
+fn natted(seed: u8, public: &str) -> Node {
+    let config = Config {
+        tcp_port: Some(4000),
+        listen_addrs: vec![addr(&format!("10.0.{seed}.2:4000"))],
+        name: format!("n{seed}"),
+        relay: true,
+        ..Config::default()
+    };
+    let mut n = Node::new(config, keys(seed), u64::from(seed), t(0));
+    let report = NatReport {
+        nat_type: NatType::PortRestricted,
+        public: Some(addr(public)),
+        mapping: Some(Mapping::EndpointIndependent),
+        filtering: Some(Filtering::AddressAndPortDependent),
+        allocation: Some(PortAllocation::Preserving),
+        exact: true,
+    };
+    n.handle(t(0), Input::NatDetected { report });
+    n
+}
+
+/// Carries signaling between `a` and `b` until neither sends any; returns every other output.
+fn pump(a: &mut Node, b: &mut Node, now: Instant) -> (Vec<Output>, Vec<Output>) {
+    let (mut rest_a, mut rest_b) = (Vec::new(), Vec::new());
+    loop {
+        let (outs_a, outs_b) = (drain(a), drain(b));
+        if outs_a.is_empty() && outs_b.is_empty() {
+            return (rest_a, rest_b);
+        }
+        for o in outs_a {
+            match o {
+                Output::SendSignal { data, .. } => b.handle(now, Input::Signal { data }),
+                o => rest_a.push(o),
+            }
+        }
+        for o in outs_b {
+            match o {
+                Output::SendSignal { data, .. } => a.handle(now, Input::Signal { data }),
+                o => rest_b.push(o),
+            }
+        }
+    }
+}
+
+fn prepared(outs: &[Output]) -> Option<LinkId> {
+    outs.iter().find_map(|o| match o {
+        Output::PreparePunch { link, proto: PunchProto::Tcp, .. } => Some(*link),
+        _ => None,
+    })
+}
+
+fn punch(outs: &[Output]) -> Option<(LinkId, SocketAddr)> {
+    outs.iter().find_map(|o| match o {
+        Output::Punch { link, remote, .. } => Some((*link, *remote)),
+        _ => None,
+    })
+}
+
+fn report(outs: &[Output]) -> Option<crate::nat::report::ConnectReport> {
+    outs.iter().find_map(|o| match o {
+        Output::Event(Event::Connectivity { report, .. }) => Some(report.clone()),
+        _ => None,
+    })
+}
+
+/// Two port-restricted nodes online on one server; `a` asks to link to `b`.
+fn start(public_b: &str) -> (Node, Node, Vec<Output>, Vec<Output>) {
+    let (mut a, mut b) = (natted(1, "198.51.100.1:40000"), natted(2, public_b));
+    let (ka, kb) = (keys(1).peer_id(), keys(2).peer_id());
+    a.handle(t(1), Input::SignalPeer { peer: kb, online: true });
+    b.handle(t(1), Input::SignalPeer { peer: ka, online: true });
+    drain(&mut a);
+    drain(&mut b);
+    a.command(t(2), Command::ConnectPeer { peer: kb }).unwrap();
+    let (outs_a, outs_b) = pump(&mut a, &mut b, t(3));
+    (a, b, outs_a, outs_b)
+}
+
+#[test]
+fn two_port_restricted_nodes_punch_tcp_and_both_report_it() {
+    let (mut a, mut b, outs_a, _) = start("198.51.100.2:40000");
+    let link_a = prepared(&outs_a).expect("the initiator prepares a TCP punch after the steps that cannot work");
+    a.handle(t(4), Input::PunchPrepared { link: link_a, local_port: 40001, mapped: None });
+    let (_, outs_b) = pump(&mut a, &mut b, t(4));
+    let link_b = prepared(&outs_b).expect("the responder prepares its punch");
+    b.handle(t(5), Input::PunchPrepared { link: link_b, local_port: 40002, mapped: None });
+    let (outs_a, outs_b) = pump(&mut a, &mut b, t(5));
+    assert_eq!(punch(&outs_b), Some((link_b, addr("198.51.100.1:40001"))), "B punches to A's public port");
+    assert_eq!(punch(&outs_a), Some((link_a, addr("198.51.100.2:40002"))), "A punches to B's public port");
+    // The punched connection comes up and both say Hello.
+    let (ka, kb) = (keys(1), keys(2));
+    let remote = addr("198.51.100.2:40002");
+    a.handle(
+        t(6),
+        Input::LinkUp {
+            link: link_a,
+            peer: kb.peer_id(),
+            direction: Direction::Outbound,
+            remote_addr: remote,
+            kind: LinkKind::Tcp,
+        },
+    );
+    a.handle(t(6), Input::Frame { link: link_a, data: hello(&kb, "default") });
+    let remote = addr("198.51.100.1:40001");
+    b.handle(
+        t(6),
+        Input::LinkUp {
+            link: link_b,
+            peer: ka.peer_id(),
+            direction: Direction::Outbound,
+            remote_addr: remote,
+            kind: LinkKind::Tcp,
+        },
+    );
+    b.handle(t(6), Input::Frame { link: link_b, data: hello(&ka, "default") });
+    let (ra, rb) = (report(&drain(&mut a)).expect("A reports"), report(&drain(&mut b)).expect("B reports"));
+    assert_eq!(ra.linked, Some(Strategy::TcpSimultaneousOpen), "{ra:?}");
+    assert_eq!(rb.linked, Some(Strategy::TcpSimultaneousOpen), "{rb:?}");
+    let skipped: Vec<Strategy> =
+        ra.steps.iter().filter(|s| matches!(s.result, StepResult::Skipped { .. })).map(|s| s.strategy).collect();
+    assert_eq!(skipped, [Strategy::LanDirect, Strategy::PublicDirect, Strategy::Reverse, Strategy::UdpPunch]);
+}
+
+#[test]
+fn a_punch_towards_a_private_address_is_refused() {
+    // B describes a "public" address on a private network: A must not send packets there.
+    let (mut a, mut b, outs_a, _) = start("192.168.7.9:40000");
+    let link_a = prepared(&outs_a).expect("A prepares");
+    a.handle(t(4), Input::PunchPrepared { link: link_a, local_port: 40001, mapped: None });
+    let (_, outs_b) = pump(&mut a, &mut b, t(4));
+    let link_b = prepared(&outs_b).expect("B prepares");
+    b.handle(t(5), Input::PunchPrepared { link: link_b, local_port: 40002, mapped: None });
+    let (outs_a, _) = pump(&mut a, &mut b, t(5));
+    assert_eq!(punch(&outs_a), None, "no punch towards 192.168.7.9");
+    // The step times out and the relay is tried instead.
+    a.handle_timeout(t(5) + Strategy::TcpSimultaneousOpen.timeout());
+    let outs = drain(&mut a);
+    assert!(closed(&outs, link_a), "the punch link is closed");
+    assert!(outs.iter().any(|o| matches!(o, Output::OpenRelay { .. })), "then the relay: {outs:?}");
+}
+
+#[test]
+fn a_peer_that_never_answers_ends_in_a_report_not_a_hang() {
+    let mut a = natted(1, "198.51.100.1:40000");
+    let kb = keys(2).peer_id();
+    a.handle(t(1), Input::SignalPeer { peer: kb, online: true });
+    a.command(t(2), Command::ConnectPeer { peer: kb }).unwrap();
+    drain(&mut a);
+    let mut now = t(2);
+    let mut ended = None;
+    for _ in 0..100 {
+        now = a.poll_timeout().unwrap().max(now);
+        a.handle_timeout(now);
+        if let Some(r) = report(&drain(&mut a)) {
+            ended = Some(r);
+            break;
+        }
+    }
+    let r = ended.expect("the attempt ends");
+    assert_eq!(r.linked, None);
+    assert!(r.failure.unwrap().contains("did not answer"));
+}
+
+#[test]
+fn a_direct_link_replaces_a_relayed_one_at_both_ends_alike() {
+    let mut n = node(1);
+    let peer = keys(2);
+    let relayed = n.allocate_link_id();
+    let via = addr("198.51.100.10:8080");
+    let up = |link, kind| Input::LinkUp {
+        link,
+        peer: peer.peer_id(),
+        direction: Direction::Inbound,
+        remote_addr: via,
+        kind,
+    };
+    n.handle(t(1), up(relayed, LinkKind::Relay));
+    n.handle(t(1), Input::Frame { link: relayed, data: hello(&peer, "default") });
+    drain(&mut n);
+    // Then a punched TCP link comes up the same way round: the better kind wins, whichever came
+    // first, so both ends drop the same link.
+    let direct = n.allocate_link_id();
+    n.handle(t(2), up(direct, LinkKind::Tcp));
+    n.handle(t(2), Input::Frame { link: direct, data: hello(&peer, "default") });
+    let outs = drain(&mut n);
+    assert!(closed(&outs, relayed), "the relay gives way: {outs:?}");
+    assert!(!closed(&outs, direct));
+    assert_eq!(n.peers().first().and_then(|p| p.kind), Some(LinkKind::Tcp));
+}
