@@ -83,15 +83,22 @@ fn start(public_b: &str) -> (Node, Node, Vec<Output>, Vec<Output>) {
     (a, b, outs_a, outs_b)
 }
 
+/// Both ends' punch sockets are bound (local ports 40001 and 40002), in the order the protocol
+/// asks for them; returns both punch links and what each end did next.
+fn ports_ready(a: &mut Node, b: &mut Node, outs_a: &[Output]) -> (LinkId, LinkId, Vec<Output>, Vec<Output>) {
+    let link_a = prepared(outs_a).expect("the initiator prepares a TCP punch after the steps that cannot work");
+    a.handle(t(4), Input::PunchPrepared { link: link_a, local_port: 40001, mapped: None });
+    let (_, outs_b) = pump(a, b, t(4));
+    let link_b = prepared(&outs_b).expect("the responder prepares its punch");
+    b.handle(t(5), Input::PunchPrepared { link: link_b, local_port: 40002, mapped: None });
+    let (outs_a, outs_b) = pump(a, b, t(5));
+    (link_a, link_b, outs_a, outs_b)
+}
+
 #[test]
 fn two_port_restricted_nodes_punch_tcp_and_both_report_it() {
     let (mut a, mut b, outs_a, _) = start("198.51.100.2:40000");
-    let link_a = prepared(&outs_a).expect("the initiator prepares a TCP punch after the steps that cannot work");
-    a.handle(t(4), Input::PunchPrepared { link: link_a, local_port: 40001, mapped: None });
-    let (_, outs_b) = pump(&mut a, &mut b, t(4));
-    let link_b = prepared(&outs_b).expect("the responder prepares its punch");
-    b.handle(t(5), Input::PunchPrepared { link: link_b, local_port: 40002, mapped: None });
-    let (outs_a, outs_b) = pump(&mut a, &mut b, t(5));
+    let (link_a, link_b, outs_a, outs_b) = ports_ready(&mut a, &mut b, &outs_a);
     assert_eq!(punch(&outs_b), Some((link_b, addr("198.51.100.1:40001"))), "B punches to A's public port");
     assert_eq!(punch(&outs_a), Some((link_a, addr("198.51.100.2:40002"))), "A punches to B's public port");
     // The punched connection comes up and both say Hello.
@@ -132,12 +139,7 @@ fn two_port_restricted_nodes_punch_tcp_and_both_report_it() {
 fn a_punch_towards_a_private_address_is_refused() {
     // B describes a "public" address on a private network: A must not send packets there.
     let (mut a, mut b, outs_a, _) = start("192.168.7.9:40000");
-    let link_a = prepared(&outs_a).expect("A prepares");
-    a.handle(t(4), Input::PunchPrepared { link: link_a, local_port: 40001, mapped: None });
-    let (_, outs_b) = pump(&mut a, &mut b, t(4));
-    let link_b = prepared(&outs_b).expect("B prepares");
-    b.handle(t(5), Input::PunchPrepared { link: link_b, local_port: 40002, mapped: None });
-    let (outs_a, _) = pump(&mut a, &mut b, t(5));
+    let (link_a, _, outs_a, _) = ports_ready(&mut a, &mut b, &outs_a);
     assert_eq!(punch(&outs_a), None, "no punch towards 192.168.7.9");
     // The step times out and the relay is tried instead.
     a.handle_timeout(t(5) + Strategy::TcpSimultaneousOpen.timeout());
