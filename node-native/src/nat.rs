@@ -47,15 +47,22 @@ pub async fn probe(target: StunTarget, clock: &Clock) -> Result<NatReport, Probe
     }
     let local_ips: Vec<IpAddr> =
         if_addrs::get_if_addrs().map(|l| l.into_iter().map(|i| i.ip()).collect()).unwrap_or_default();
-    let (tx, mut rx) = mpsc::channel::<(usize, Vec<u8>)>(QUEUE);
+    let (tx, mut rx) = mpsc::channel::<(usize, SocketAddr, Vec<u8>)>(QUEUE);
     let mut readers = JoinSet::new();
     for (index, socket) in sockets.iter().enumerate() {
         let (socket, tx) = (socket.clone(), tx.clone());
         readers.spawn(async move {
             let mut buf = vec![0u8; MAX_DATAGRAM];
-            while let Ok((n, _)) = socket.recv_from(&mut buf).await {
-                if tx.send((index, buf[..n].to_vec())).await.is_err() {
-                    return;
+            loop {
+                match socket.recv_from(&mut buf).await {
+                    Ok((n, from)) => {
+                        if tx.send((index, from, buf[..n].to_vec())).await.is_err() {
+                            return;
+                        }
+                    }
+                    // An ICMP error surfacing on a later read: the socket still works.
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                    Err(_) => return,
                 }
             }
         });
@@ -72,9 +79,9 @@ pub async fn probe(target: StunTarget, clock: &Clock) -> Result<NatReport, Probe
             }
             let wake = probe.poll_timeout().map(|at| at.saturating_duration_since(clock.now()));
             tokio::select! {
-                Some((socket, bytes)) = rx.recv() => {
+                Some((socket, from, bytes)) = rx.recv() => {
                     if let Some((tid, response)) = stun::decode_response(&bytes) {
-                        probe.handle_response(clock.now(), socket, tid, response);
+                        probe.handle_response(clock.now(), socket, tid, from, response);
                     }
                 }
                 () = tokio::time::sleep(wake.unwrap_or(Duration::from_millis(100))) => probe.handle_timeout(clock.now()),

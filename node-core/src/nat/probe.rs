@@ -145,6 +145,8 @@ pub struct NatProbe {
     primary_failed: bool,
     mapping_done: bool,
     filtering_done: bool,
+    /// The server answered a CHANGE-REQUEST from the wrong address: filtering unknown.
+    change_ignored: bool,
 }
 
 impl NatProbe {
@@ -174,6 +176,7 @@ impl NatProbe {
             primary_failed: false,
             mapping_done: false,
             filtering_done: false,
+            change_ignored: false,
         };
         probe.start(now, Step::Primary);
         probe
@@ -225,16 +228,38 @@ impl NatProbe {
             mapping: self.mapping,
             filtering: self.filtering,
             allocation: self.allocation(),
-            exact: self.target.alt_ip.is_some(),
+            exact: self.target.alt_ip.is_some() && !self.change_ignored,
         })
     }
 
-    /// An answer on `socket` with transaction id `tid`; anything not awaited is ignored.
-    pub fn handle_response(&mut self, now: Instant, socket: usize, tid: u128, response: BindingResponse) {
+    /// An answer on `socket` with transaction id `tid`, from `from`; anything not awaited is
+    /// ignored.
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        socket: usize,
+        tid: u128,
+        from: SocketAddr,
+        response: BindingResponse,
+    ) {
         let Some(i) = self.in_flight.iter().position(|x| x.request.tid == tid && x.request.socket == socket) else {
             return;
         };
         let exchange = self.in_flight.swap_remove(i);
+        // A filtering answer proves something only if it came from where we asked: a server
+        // that ignores CHANGE-REQUEST answers from its primary address, which any NAT lets in.
+        let t = self.target;
+        let expected_from = match exchange.step {
+            Step::FilterBoth => t.alt_ip.zip(t.alt_port).map(|(ip, port)| SocketAddr::new(ip, port)),
+            Step::FilterPort => t.alt_port.map(|port| SocketAddr::new(t.primary.ip(), port)),
+            _ => None,
+        };
+        let honoured = matches!(response, BindingResponse::Error { .. }) || expected_from.is_none_or(|e| e == from);
+        if !honoured {
+            self.change_ignored = true;
+            self.filtering_done = true;
+            return;
+        }
         self.finished(now, exchange.step, Some(response));
     }
 

@@ -24,6 +24,8 @@ struct Model {
     open: bool,
     /// Drop every datagram (UDP blocked).
     blocked: bool,
+    /// The responder ignores CHANGE-REQUEST (answers from where it was asked).
+    ignores_change: bool,
     target: StunTarget,
     /// (local port, destination as the mapping keys it) → public port.
     table: BTreeMap<(u16, Option<IpAddr>, Option<u16>), u16>,
@@ -41,6 +43,7 @@ impl Model {
             alloc,
             open: false,
             blocked: false,
+            ignores_change: false,
             target: StunTarget {
                 primary: SocketAddr::new(SERVER, 3478),
                 alt_port: Some(3479),
@@ -92,8 +95,8 @@ impl Model {
         }
     }
 
-    /// What reaches the probe for `req`, if anything.
-    fn answer(&mut self, req: BindingRequest, ports: &[u16; SOCKETS]) -> Option<BindingResponse> {
+    /// What reaches the probe for `req`, if anything, and from where.
+    fn answer(&mut self, req: BindingRequest, ports: &[u16; SOCKETS]) -> Option<(SocketAddr, BindingResponse)> {
         if self.blocked {
             return None;
         }
@@ -102,13 +105,14 @@ impl Model {
         self.sent_to.insert((public_port, req.to));
         let t = self.target;
         if req.change.ip && t.alt_ip.is_none() {
-            return Some(BindingResponse::Error { code: 420 });
+            return Some((req.to, BindingResponse::Error { code: 420 }));
         }
-        let from_ip = if req.change.ip { t.alt_ip.unwrap() } else { req.to.ip() };
+        let change = if self.ignores_change { Change::default() } else { req.change };
+        let from_ip = if change.ip { t.alt_ip.unwrap() } else { req.to.ip() };
         let other_port = if req.to.port() == 3478 { 3479 } else { 3478 };
-        let from = SocketAddr::new(from_ip, if req.change.port { other_port } else { req.to.port() });
+        let from = SocketAddr::new(from_ip, if change.port { other_port } else { req.to.port() });
         let public = SocketAddr::new(if self.open { LOCAL } else { PUBLIC }, public_port);
-        self.admits(public_port, from).then_some(BindingResponse::Success { mapped: public })
+        self.admits(public_port, from).then_some((from, BindingResponse::Success { mapped: public }))
     }
 }
 
@@ -120,8 +124,8 @@ fn run(model: &mut Model) -> (NatReport, Duration) {
     let mut probe = NatProbe::new(model.target, vec![LOCAL], ports, ProbeTiming::default(), 7, now);
     for _ in 0..10_000 {
         while let Some(req) = probe.poll_transmit() {
-            if let Some(resp) = model.answer(req, &ports) {
-                probe.handle_response(now + Duration::from_millis(1), req.socket, req.tid, resp);
+            if let Some((from, resp)) = model.answer(req, &ports) {
+                probe.handle_response(now + Duration::from_millis(1), req.socket, req.tid, from, resp);
             }
         }
         if let Some(report) = probe.result() {
@@ -206,12 +210,22 @@ fn stray_and_repeated_answers_change_nothing() {
     let mut probe = NatProbe::new(model.target, vec![LOCAL], ports, ProbeTiming::default(), 1, now);
     let req = probe.poll_transmit().unwrap();
     let bogus = BindingResponse::Success { mapped: SocketAddr::new(PUBLIC, 1) };
-    probe.handle_response(now, req.socket, req.tid ^ 1, bogus);
-    probe.handle_response(now, req.socket + 1, req.tid, bogus);
+    probe.handle_response(now, req.socket, req.tid ^ 1, req.to, bogus);
+    probe.handle_response(now, req.socket + 1, req.tid, req.to, bogus);
     assert!(probe.poll_transmit().is_none(), "nothing follows from answers nobody asked for");
-    let resp = model.answer(req, &ports).unwrap();
-    probe.handle_response(now, req.socket, req.tid, resp);
+    let (from, resp) = model.answer(req, &ports).unwrap();
+    probe.handle_response(now, req.socket, req.tid, from, resp);
     let after_first = probe.in_flight.len();
-    probe.handle_response(now, req.socket, req.tid, resp);
+    probe.handle_response(now, req.socket, req.tid, from, resp);
     assert_eq!(probe.in_flight.len(), after_first, "a repeated answer is not a second one");
+}
+
+#[test]
+fn a_responder_that_ignores_change_requests_does_not_make_a_full_cone() {
+    let mut model = Model::new(Mapping::EndpointIndependent, Filtering::AddressAndPortDependent, Alloc::Preserve, true);
+    model.ignores_change = true;
+    let (r, _) = run(&mut model);
+    assert_eq!(r.filtering, None, "unknown, not endpoint-independent: {r:?}");
+    assert!(!r.exact);
+    assert_eq!(r.nat_type, NatType::PortRestricted, "the cautious guess: {r:?}");
 }
