@@ -46,6 +46,8 @@ pub struct Config {
     pub webrtc: bool,
     /// Whether the driver can open relay links (it has a bootstrap server with `/v1/relay`).
     pub relay: bool,
+    /// Which hole punches the driver can carry out ([`crate::Output::PreparePunch`]).
+    pub punch: crate::nat::plan::Punching,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             peer_exchange_interval: Duration::from_secs(60),
             webrtc: false,
             relay: false,
+            punch: crate::nat::plan::Punching::default(),
         }
     }
 }

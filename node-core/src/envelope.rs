@@ -318,7 +318,12 @@ mod tests {
             allocation: Some(PortAllocation::FixedDelta(-2)),
             exact: true,
         };
-        let info = EndpointInfo { addrs: vec!["10.0.1.2:7000".parse().unwrap()], nat: Some(nat), relay: true };
+        let info = EndpointInfo {
+            addrs: vec!["10.0.1.2:7000".parse().unwrap()],
+            nat: Some(nat),
+            relay: true,
+            punch: Default::default(),
+        };
         for step in [
             ConnectSignal::Hello { info: info.clone() },
             ConnectSignal::Welcome { info: EndpointInfo::default() },

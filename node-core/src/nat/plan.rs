@@ -69,6 +69,23 @@ pub struct EndpointInfo {
     pub nat: Option<NatReport>,
     /// Whether it can reach a relay (it has a bootstrap server).
     pub relay: bool,
+    /// Which hole punches its driver can carry out.
+    pub punch: Punching,
+}
+
+/// Which hole punches a node's driver can carry out (a browser can do neither; a native node
+/// may have either turned off).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Punching {
+    /// UDP probes, then QUIC.
+    pub udp: bool,
+    /// TCP simultaneous open, then Noise.
+    pub tcp: bool,
+}
+
+impl Punching {
+    /// Both kinds.
+    pub const ALL: Punching = Punching { udp: true, tcp: true };
 }
 
 /// Most listen addresses taken from a peer's [`EndpointInfo`]: each one costs a dial.
@@ -164,10 +181,14 @@ fn why_not(s: Strategy, me: &EndpointInfo, peer: &EndpointInfo) -> Option<&'stat
             Some(_) => Some("we are behind a NAT"),
             None => Some("our NAT is unknown"),
         },
+        Strategy::TcpSimultaneousOpen if !me.punch.tcp => Some("this node does not punch TCP"),
+        Strategy::TcpSimultaneousOpen if !peer.punch.tcp => Some("the peer does not punch TCP"),
         Strategy::TcpSimultaneousOpen => match (&me.nat, &peer.nat) {
             (Some(a), Some(b)) => tcp_predictable(a).and(tcp_predictable(b)).err(),
             _ => Some("a NAT type is unknown"),
         },
+        Strategy::UdpPunch if !me.punch.udp => Some("this node does not punch UDP"),
+        Strategy::UdpPunch if !peer.punch.udp => Some("the peer does not punch UDP"),
         Strategy::UdpPunch => match (&me.nat, &peer.nat) {
             (Some(a), Some(b)) if a.nat_type == NatType::UdpBlocked || b.nat_type == NatType::UdpBlocked => {
                 Some("UDP is blocked on one side")
@@ -234,7 +255,12 @@ mod tests {
             ),
             _ => unreachable!(),
         };
-        EndpointInfo { addrs: vec![SocketAddr::from(([10, 0, ip, 2], 7000))], nat: Some(r), relay: true }
+        EndpointInfo {
+            addrs: vec![SocketAddr::from(([10, 0, ip, 2], 7000))],
+            nat: Some(r),
+            relay: true,
+            punch: Punching::ALL,
+        }
     }
 
     fn tries(p: &[Planned]) -> Vec<Strategy> {
@@ -267,6 +293,17 @@ mod tests {
     }
 
     #[test]
+    fn a_punch_either_side_cannot_do_is_skipped_with_who_cannot() {
+        let (a, mut b) = (behind("port", 1), behind("port", 2));
+        b.punch.udp = false;
+        let p = plan(&a, &b);
+        assert!(p.contains(&Planned::Skip(Strategy::UdpPunch, "the peer does not punch UDP")), "{p:?}");
+        assert!(tries(&p).contains(&Strategy::TcpSimultaneousOpen));
+        let p = plan(&b, &a);
+        assert!(p.contains(&Planned::Skip(Strategy::UdpPunch, "this node does not punch UDP")), "{p:?}");
+    }
+
+    #[test]
     fn open_hosts_are_dialled_or_asked_to_dial() {
         let mut open = behind("full", 1);
         open.nat.as_mut().unwrap().nat_type = NatType::Open;
@@ -278,7 +315,12 @@ mod tests {
 
     #[test]
     fn every_skip_says_why_and_unknowns_still_reach_the_relay() {
-        let unknown = EndpointInfo { addrs: vec![SocketAddr::from(([10, 0, 0, 5], 7000))], nat: None, relay: true };
+        let unknown = EndpointInfo {
+            addrs: vec![SocketAddr::from(([10, 0, 0, 5], 7000))],
+            nat: None,
+            relay: true,
+            punch: Punching::ALL,
+        };
         let p = plan(&unknown, &unknown);
         assert_eq!(tries(&p), vec![Strategy::LanDirect, Strategy::Relay]);
         assert!(p.iter().all(|x| match x {

@@ -5,8 +5,8 @@
 //! The first link with the peer, of any kind, ends the attempt; both ends then report every step
 //! ([`Event::Connectivity`]).
 //!
-//! Strategies this build's drivers cannot carry out yet (UDP punching, TCP simultaneous open) are
-//! reported as skipped with that reason, never silently dropped.
+//! Strategies either end's driver cannot carry out ([`crate::Config::punch`]) are reported as
+//! skipped with that reason, never silently dropped.
 
 use super::Node;
 use crate::envelope::{ConnectSignal, SignalBody};
@@ -31,9 +31,6 @@ const ROUTE_WAIT: Duration = Duration::from_secs(30);
 const NAT_WAIT: Duration = Duration::from_secs(8);
 /// Longest reason text taken from a peer.
 const MAX_REASON: usize = 200;
-/// The strategies the drivers can carry out today.
-const SUPPORTED: [Strategy; 5] =
-    [Strategy::LanDirect, Strategy::PublicDirect, Strategy::Reverse, Strategy::TcpSimultaneousOpen, Strategy::Relay];
 /// The responder starts punching this long after its reply, so both ends start together.
 const PUNCH_LEAD: Duration = Duration::from_millis(300);
 
@@ -91,6 +88,7 @@ impl Node {
             addrs: self.config.listen_addrs.iter().take(MAX_ADDRS).copied().collect(),
             nat: self.nat.clone(),
             relay: self.config.relay,
+            punch: self.config.punch,
         }
     }
 
@@ -283,11 +281,6 @@ impl Node {
                     });
                     continue;
                 }
-                Planned::Try(s) if !SUPPORTED.contains(&s) => {
-                    let reason = "this node cannot do it yet".into();
-                    a.steps.push(StepReport { strategy: s, result: StepResult::Skipped { reason }, took_ms: 0 });
-                    continue;
-                }
                 Planned::Try(s) => s,
             };
             let session = a.session;
@@ -345,8 +338,7 @@ impl Node {
             Some(LinkKind::Quic) => PunchProto::Udp,
             _ => PunchProto::Tcp,
         };
-        let public = self.nat.as_ref().and_then(|n| n.public);
-        let Some(addr) = mapped.or_else(|| public.map(|p| SocketAddr::new(p.ip(), local_port))) else {
+        let Some(addr) = self.predict_punch_addr(local_port, mapped) else {
             let reason = "our public address is unknown";
             self.close_link(link, reason, None);
             return self.connect_link_failed(now, link, reason);
@@ -363,6 +355,30 @@ impl Node {
                 self.outputs.push_back(Output::Punch { link, peer, proto, remote, at });
             }
         }
+    }
+
+    /// Where the peer should send its punch to reach our punch socket (bound to `local_port`,
+    /// seen by STUN at `mapped`): the STUN mapping itself when our NAT maps every destination
+    /// alike; when it maps each destination anew, the port it will pick next (P2PD's
+    /// prediction: the local port when it keeps ports, the STUN mapping plus the step when it
+    /// counts up). A random allocator gets the STUN mapping, which the peer can still use if its
+    /// own NAT lets our first packet in (it then answers wherever that came from).
+    fn predict_punch_addr(&self, local_port: u16, mapped: Option<SocketAddr>) -> Option<SocketAddr> {
+        use crate::nat::{Mapping, PortAllocation};
+        let nat = self.nat.as_ref();
+        let public = mapped.or_else(|| nat.and_then(|n| n.public).map(|p| SocketAddr::new(p.ip(), local_port)))?;
+        let Some(nat) = nat.filter(|n| n.nat_type != NatType::Open) else { return Some(public) };
+        if nat.mapping == Some(Mapping::EndpointIndependent) {
+            return Some(public);
+        }
+        let port = match nat.allocation {
+            Some(PortAllocation::Preserving) => local_port,
+            Some(PortAllocation::FixedDelta(delta)) => {
+                u16::try_from(i32::from(public.port()) + delta).unwrap_or(public.port())
+            }
+            _ => public.port(),
+        };
+        Some(SocketAddr::new(public.ip(), port))
     }
 
     /// The direction of a link both ends open at once (punched, relayed): the lower id, which

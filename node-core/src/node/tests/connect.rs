@@ -1,25 +1,32 @@
 //! Two nodes that share only a signaling channel link across their NATs.
 use super::*;
 use crate::interface::PunchProto;
-use crate::nat::plan::Strategy;
+use crate::nat::plan::{Punching, Strategy};
 use crate::nat::report::StepResult;
 use crate::nat::{Filtering, Mapping, NatReport, NatType, PortAllocation};
 
+/// A node behind a port-restricted NAT that punches TCP only (UDP in the tests that say so).
 fn natted(seed: u8, public: &str) -> Node {
+    natted_with(seed, public, Punching { udp: false, tcp: true }, Mapping::EndpointIndependent)
+}
+
+fn natted_with(seed: u8, public: &str, punch: Punching, mapping: Mapping) -> Node {
     let config = Config {
         tcp_port: Some(4000),
         listen_addrs: vec![addr(&format!("10.0.{seed}.2:4000"))],
         name: format!("n{seed}"),
         relay: true,
+        punch,
         ..Config::default()
     };
     let mut n = Node::new(config, keys(seed), u64::from(seed), t(0));
+    let symmetric = mapping != Mapping::EndpointIndependent;
     let report = NatReport {
-        nat_type: NatType::PortRestricted,
+        nat_type: if symmetric { NatType::Symmetric } else { NatType::PortRestricted },
         public: Some(addr(public)),
-        mapping: Some(Mapping::EndpointIndependent),
+        mapping: Some(mapping),
         filtering: Some(Filtering::AddressAndPortDependent),
-        allocation: Some(PortAllocation::Preserving),
+        allocation: Some(if symmetric { PortAllocation::FixedDelta(2) } else { PortAllocation::Preserving }),
         exact: true,
     };
     n.handle(t(0), Input::NatDetected { report });
@@ -50,8 +57,12 @@ fn pump(a: &mut Node, b: &mut Node, now: Instant) -> (Vec<Output>, Vec<Output>) 
 }
 
 fn prepared(outs: &[Output]) -> Option<LinkId> {
+    prepared_for(outs, PunchProto::Tcp)
+}
+
+fn prepared_for(outs: &[Output], want: PunchProto) -> Option<LinkId> {
     outs.iter().find_map(|o| match o {
-        Output::PreparePunch { link, proto: PunchProto::Tcp, .. } => Some(*link),
+        Output::PreparePunch { link, proto, .. } if *proto == want => Some(*link),
         _ => None,
     })
 }
@@ -72,7 +83,11 @@ fn report(outs: &[Output]) -> Option<crate::nat::report::ConnectReport> {
 
 /// Two port-restricted nodes online on one server; `a` asks to link to `b`.
 fn start(public_b: &str) -> (Node, Node, Vec<Output>, Vec<Output>) {
-    let (mut a, mut b) = (natted(1, "198.51.100.1:40000"), natted(2, public_b));
+    introduce(natted(1, "198.51.100.1:40000"), natted(2, public_b))
+}
+
+/// `a` and `b` are online on one server; `a` asks to link to `b`.
+fn introduce(mut a: Node, mut b: Node) -> (Node, Node, Vec<Output>, Vec<Output>) {
     let (ka, kb) = (keys(1).peer_id(), keys(2).peer_id());
     a.handle(t(1), Input::SignalPeer { peer: kb, online: true });
     b.handle(t(1), Input::SignalPeer { peer: ka, online: true });
@@ -133,6 +148,40 @@ fn two_port_restricted_nodes_punch_tcp_and_both_report_it() {
     let skipped: Vec<Strategy> =
         ra.steps.iter().filter(|s| matches!(s.result, StepResult::Skipped { .. })).map(|s| s.strategy).collect();
     assert_eq!(skipped, [Strategy::LanDirect, Strategy::PublicDirect, Strategy::Reverse, Strategy::UdpPunch]);
+}
+
+#[test]
+fn a_symmetric_node_punches_udp_to_a_full_cone_with_its_next_port_predicted() {
+    let a = natted_with(1, "198.51.100.1:40000", Punching::ALL, Mapping::AddressAndPortDependent);
+    let mut b = natted_with(2, "198.51.100.2:40000", Punching::ALL, Mapping::EndpointIndependent);
+    // B's filter lets anyone in once it has sent: a full cone.
+    let mut full = b.nat.clone().unwrap();
+    (full.nat_type, full.filtering) = (NatType::FullCone, Some(Filtering::EndpointIndependent));
+    b.handle(t(0), Input::NatDetected { report: full });
+    let (mut a, mut b, outs_a, _) = introduce(a, b);
+    let link_a = prepared_for(&outs_a, PunchProto::Udp).expect("UDP punching comes before TCP");
+    // A's STUN binding from its punch socket showed port 50000; its NAT counts up by 2, so the
+    // peer's punch must aim at the port A's own first packet to B will get.
+    a.handle(t(4), Input::PunchPrepared { link: link_a, local_port: 41001, mapped: Some(addr("198.51.100.1:50000")) });
+    let (_, outs_b) = pump(&mut a, &mut b, t(4));
+    let link_b = prepared_for(&outs_b, PunchProto::Udp).expect("the responder prepares its UDP socket");
+    b.handle(t(5), Input::PunchPrepared { link: link_b, local_port: 41002, mapped: Some(addr("198.51.100.2:41002")) });
+    let (outs_a, outs_b) = pump(&mut a, &mut b, t(5));
+    assert_eq!(punch(&outs_b), Some((link_b, addr("198.51.100.1:50002"))), "the predicted port");
+    assert_eq!(punch(&outs_a), Some((link_a, addr("198.51.100.2:41002"))), "B's STUN mapping, as is");
+    let up = |link, peer: &Keypair| Input::LinkUp {
+        link,
+        peer: peer.peer_id(),
+        direction: Direction::Outbound,
+        remote_addr: addr("198.51.100.9:1"),
+        kind: LinkKind::Quic,
+    };
+    a.handle(t(6), up(link_a, &keys(2)));
+    a.handle(t(6), Input::Frame { link: link_a, data: hello(&keys(2), "default") });
+    b.handle(t(6), up(link_b, &keys(1)));
+    b.handle(t(6), Input::Frame { link: link_b, data: hello(&keys(1), "default") });
+    let (ra, rb) = (report(&drain(&mut a)).expect("A reports"), report(&drain(&mut b)).expect("B reports"));
+    assert_eq!((ra.linked, rb.linked), (Some(Strategy::UdpPunch), Some(Strategy::UdpPunch)), "{ra:?} {rb:?}");
 }
 
 #[test]
