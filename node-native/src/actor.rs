@@ -9,7 +9,8 @@ use crate::punch;
 use crate::relay;
 use crate::rtc::{self, RtcAttempt, RtcSettings, RtcUp};
 use crate::signal_router::SignalRouter;
-use crate::tcp::{self, Keys, NewLink};
+use crate::stream_link::{self, NewLink};
+use crate::tcp::{self, Keys};
 use crate::udp::Discovery;
 use node_core::{
     Command, CommandId, Event, FileHash, Input, LinkId, LinkKind, Node, Output, PeerId, PunchProto, TransferId,
@@ -32,6 +33,13 @@ pub enum ToActor {
     Outbound(LinkId, NewLink),
     /// A WebRTC data channel opened.
     RtcUp(RtcUp),
+    /// A UDP punch socket was bound and its public address asked for (`Output::PreparePunch`).
+    PunchSocket {
+        /// The punch.
+        link: LinkId,
+        /// The socket and where STUN saw it, or why there is none.
+        result: std::io::Result<(tokio::net::UdpSocket, Option<std::net::SocketAddr>)>,
+    },
     /// A download's `.part` file was opened (or not) for an offer.
     Opened {
         /// The content.
@@ -94,8 +102,10 @@ pub(crate) struct Actor {
     pub relay: Option<(Arc<crate::bootstrap::Bootstrap>, String)>,
     /// The address punch sockets bind to (the listen address).
     pub punch_ip: std::net::IpAddr,
-    /// Ports held for TCP punches being prepared.
-    pub punches: HashMap<LinkId, punch::HeldPort>,
+    /// The STUN responder UDP punch sockets ask where they show, once the NAT probe found it.
+    pub punch_stun: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+    /// Sockets held for punches being prepared.
+    pub punches: HashMap<LinkId, punch::Held>,
 }
 
 impl Actor {
@@ -213,13 +223,23 @@ impl Actor {
                 self.node.handle(now, Input::LinkUp { link, peer, direction, remote_addr, kind: LinkKind::WebRtc });
             }
             ToActor::Opened { file, from, transfer_id, result } => self.opened(file, from, transfer_id, result),
+            // Not for a punch the core gave up on meanwhile: dropping the socket closes it.
+            ToActor::PunchSocket { link, result: _ } if !self.node.has_link(link) => {}
+            ToActor::PunchSocket { link, result } => match result.and_then(|(s, m)| Ok((s.local_addr()?.port(), s, m)))
+            {
+                Ok((local_port, socket, mapped)) => {
+                    self.punches.insert(link, punch::Held::Udp(socket));
+                    self.node.handle(now, Input::PunchPrepared { link, local_port, mapped });
+                }
+                Err(e) => self.node.handle(now, Input::LinkFailed { link, reason: format!("UDP punch socket: {e}") }),
+            },
         }
     }
 
     fn adopt(&mut self, link: LinkId, new: NewLink, direction: node_core::Direction) {
         let now = self.clock.now();
-        let (peer, remote, kind) = (new.established.peer, new.remote, new.stream.kind());
-        let tasks = tcp::spawn_link(link, new, self.frame_cap, self.to_actor.clone());
+        let (peer, remote, kind) = (new.peer, new.remote, new.kind());
+        let tasks = stream_link::spawn_link(link, new, self.frame_cap, self.to_actor.clone());
         self.links.insert(link, tasks);
         self.node.handle(now, Input::LinkUp { link, peer, direction, remote_addr: remote, kind });
     }
@@ -257,25 +277,32 @@ impl Actor {
                 self.rtc_attempts.remove(&link);
                 self.punches.remove(&link);
             }
-            Output::PreparePunch { link, peer: _, proto } => {
+            Output::PreparePunch { link, peer: _, proto: PunchProto::Tcp } => {
                 let now = self.clock.now();
-                let prepared = match proto {
-                    PunchProto::Tcp => punch::hold_tcp_port(self.punch_ip).map_err(|e| e.to_string()),
-                    PunchProto::Udp => Err("this node cannot punch UDP yet".to_owned()),
-                };
-                match prepared {
+                match punch::tcp::hold_port(self.punch_ip) {
                     Ok(held) => {
                         let local_port = held.local.port();
-                        self.punches.insert(link, held);
+                        self.punches.insert(link, punch::Held::Tcp(held));
                         self.node.handle(now, Input::PunchPrepared { link, local_port, mapped: None });
                     }
-                    Err(reason) => self.node.handle(now, Input::LinkFailed { link, reason }),
+                    Err(e) => self.node.handle(now, Input::LinkFailed { link, reason: e.to_string() }),
                 }
+            }
+            Output::PreparePunch { link, peer: _, proto: PunchProto::Udp } => {
+                let (ip, stun, to_actor) = (self.punch_ip, self.punch_stun.get().copied(), self.to_actor.clone());
+                tokio::spawn(async move {
+                    let result = punch::udp::prepare(ip, stun).await;
+                    let _ = to_actor.send(ToActor::PunchSocket { link, result }).await;
+                });
             }
             Output::Punch { link, peer, proto: _, remote, at } => {
                 let Some(held) = self.punches.remove(&link) else { return };
                 let wait = at.saturating_duration_since(self.clock.now());
-                punch::spawn_tcp_punch(link, peer, held, remote, wait, self.keys.clone(), self.to_actor.clone());
+                let (keys, to_actor) = (self.keys.clone(), self.to_actor.clone());
+                match held {
+                    punch::Held::Tcp(port) => punch::tcp::spawn(link, peer, port, remote, wait, keys, to_actor),
+                    punch::Held::Udp(socket) => punch::udp::spawn(link, peer, socket, remote, wait, keys, to_actor),
+                }
             }
             Output::OpenRelay { link, peer } => match &self.relay {
                 Some((bs, mesh)) => {

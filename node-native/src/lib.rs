@@ -61,10 +61,12 @@ mod link;
 pub mod nat;
 pub mod noise;
 mod punch;
+mod quic;
 mod relay;
 pub mod rtc;
 mod rtc_runtime;
 mod signal_router;
+mod stream_link;
 mod tcp;
 mod udp;
 
@@ -116,6 +118,9 @@ pub struct NodeConfig {
     pub http: Option<HttpConfig>,
     /// Classify the NAT against the bootstrap server's STUN responder at start.
     pub nat_probe: bool,
+    /// Which hole punches to try when linking across NATs (UDP then QUIC; TCP simultaneous
+    /// open). Both by default; a network that mangles one can have it turned off.
+    pub punch: node_core::nat::plan::Punching,
 }
 
 impl Default for NodeConfig {
@@ -137,6 +142,7 @@ impl Default for NodeConfig {
             bootstrap: None,
             webrtc: true,
             nat_probe: true,
+            punch: node_core::nat::plan::Punching::ALL,
             http: None,
         }
     }
@@ -182,6 +188,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The QUIC certificate could not be made from the identity.
+    #[error(transparent)]
+    Tls(#[from] quic::tls::TlsSetupError),
     /// Browsers link over WebRTC; serving them the page with WebRTC off would strand them.
     #[error("--http needs WebRTC, which is turned off")]
     HttpWithoutWebRtc,
@@ -227,9 +236,18 @@ fn bind_tcp(listen: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Classifies this node's NAT against the bootstrap server's STUN responder, if it has one, and
 /// hands the report to the node. A failure is logged: the node works on without it.
-async fn probe_nat(bs: &Bootstrap, clock: &clock::Clock, to_actor: &mpsc::Sender<ToActor>) {
+async fn probe_nat(
+    bs: &Bootstrap,
+    clock: &clock::Clock,
+    to_actor: &mpsc::Sender<ToActor>,
+    punch_stun: &std::sync::OnceLock<SocketAddr>,
+) {
     let target = match bs.client.stun_target().await {
-        Ok(Some(target)) => target,
+        Ok(Some(target)) => {
+            // UDP punches ask the same responder where their sockets show.
+            let _ = punch_stun.set(target.primary);
+            target
+        }
         Ok(None) => return tracing::info!("the bootstrap server runs no STUN responder: NAT type unknown"),
         Err(e) => return tracing::warn!("cannot learn the bootstrap server's STUN address: {e}"),
     };
@@ -255,6 +273,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         None => None,
     };
     let (to_actor, inbox) = mpsc::channel(INBOX);
+    let punch_stun = Arc::new(std::sync::OnceLock::new());
     let discovery = if config.lan_discovery {
         Some(udp::Discovery::start(&config.discovery_ports, to_actor.clone()).map_err(StartError::Discovery)?)
     } else {
@@ -271,6 +290,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         frame_cap: config.frame_cap,
         webrtc: config.webrtc,
         relay: config.bootstrap.is_some(),
+        punch: config.punch,
         ..Config::default()
     };
     let chunk_size = core.chunk_size;
@@ -301,7 +321,8 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         frame_cap: config.frame_cap,
     });
     let router = Arc::new(signal_router::SignalRouter::default());
-    let keys = tcp::Keys { identity: Arc::new(identity), noise_static: Arc::new(noise::generate_static()) };
+    let tls = Arc::new(quic::tls::TlsIdentity::new(&identity)?);
+    let keys = tcp::Keys { identity: Arc::new(identity), noise_static: Arc::new(noise::generate_static()), tls };
     tcp::spawn_listener(listener, keys.clone(), to_actor.clone());
     let to_actor_for_signal = to_actor.clone();
     let (events, first) = broadcast::channel(4096);
@@ -327,6 +348,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         pending_offers: HashMap::new(),
         relay: bootstrap.clone().map(|bs| (bs, config.mesh.clone())),
         punch_ip: tcp_addr.ip(),
+        punch_stun: punch_stun.clone(),
         punches: HashMap::new(),
     };
     let http_addr = match (&config.http, http_listener) {
@@ -351,7 +373,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         tokio::spawn(bootstrap::presence_loop(bs.clone(), me, commands.clone(), events.clone()));
         if config.nat_probe {
             let (bs, to_actor, clock) = (bs.clone(), to_actor_for_signal.clone(), clock);
-            tokio::spawn(async move { probe_nat(&bs, &clock, &to_actor).await });
+            tokio::spawn(async move { probe_nat(&bs, &clock, &to_actor, &punch_stun).await });
         }
         if config.webrtc {
             let signal = bootstrap::signal::signal_loop(bs.clone(), config.mesh.clone(), router, to_actor_for_signal);

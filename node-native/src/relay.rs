@@ -10,7 +10,8 @@ use crate::actor::ToActor;
 use crate::bootstrap::signal::{login, next_msg, text, WsSink, WsStream};
 use crate::bootstrap::Bootstrap;
 use crate::noise;
-use crate::tcp::{Keys, LinkStream, NewLink};
+use crate::stream_link::NewLink;
+use crate::tcp::Keys;
 use futures_util::{SinkExt, StreamExt};
 use node_core::signal::{ClientMsg, ServerMsg};
 use node_core::{Input, LinkId, PeerId};
@@ -61,7 +62,7 @@ async fn open(peer: PeerId, bs: &Bootstrap, mesh: &str, keys: &Keys) -> Result<N
     let (mut mine, pumped) = tokio::io::duplex(PIPE);
     pump(sink, stream, pumped);
     let established = noise::handshake_between(&mut mine, &keys.identity, &keys.noise_static, peer).await?;
-    Ok(NewLink { stream: LinkStream::Relay(mine), established, remote })
+    Ok(NewLink::relay(mine, established, remote))
 }
 
 /// Moves bytes between the pipe and the websocket until either ends.

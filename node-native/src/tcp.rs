@@ -1,17 +1,14 @@
-//! TCP links: the listener, the dialer, and the two tasks per link that move frames between the
-//! socket and the actor. The tasks only frame and encrypt; every decision stays in the core.
+//! TCP links: the listener and the dialer, each ending in a Noise handshake (the link's tasks
+//! are in `stream_link.rs`).
 
 use crate::actor::ToActor;
-use crate::link::{LinkTasks, LINK_QUEUE};
-use crate::noise::{self, Established, Opener, Sealer};
+use crate::noise;
+use crate::stream_link::NewLink;
 use node_core::identity::Keypair;
-use node_core::wire::frame::{encode_frame, FrameDecoder};
 use node_core::{Input, LinkId, PeerId};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -21,8 +18,6 @@ pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most handshakes in progress at once: garbage connections cannot pile up.
 const MAX_PENDING_HANDSHAKES: usize = 64;
-/// Longest one socket write may take before the link is given up.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Identity material the link tasks need.
 #[derive(Clone)]
@@ -31,34 +26,8 @@ pub struct Keys {
     pub identity: Arc<Keypair>,
     /// The process's Noise static key.
     pub noise_static: Arc<snow::Keypair>,
-}
-
-/// What an authenticated link runs over.
-pub enum LinkStream {
-    /// A TCP connection.
-    Tcp(TcpStream),
-    /// A relayed websocket, as a byte stream (see `relay.rs`).
-    Relay(tokio::io::DuplexStream),
-}
-
-impl LinkStream {
-    /// The link kind the core is told.
-    pub fn kind(&self) -> node_core::LinkKind {
-        match self {
-            LinkStream::Tcp(_) => node_core::LinkKind::Tcp,
-            LinkStream::Relay(_) => node_core::LinkKind::Relay,
-        }
-    }
-}
-
-/// A link whose handshake finished, ready for the actor to adopt.
-pub struct NewLink {
-    /// The stream.
-    pub stream: LinkStream,
-    /// The cipher state and the proven peer.
-    pub established: Established,
-    /// The remote address.
-    pub remote: SocketAddr,
+    /// The identity's self-signed certificate, for QUIC.
+    pub tls: Arc<crate::quic::tls::TlsIdentity>,
 }
 
 /// Accepts connections forever, handing finished handshakes to the actor.
@@ -88,8 +57,7 @@ pub fn spawn_listener(listener: TcpListener, keys: Keys, to_actor: mpsc::Sender<
                 let hs = noise::respond(&mut stream, &keys.identity, &keys.noise_static);
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, hs).await {
                     Ok(Ok(established)) => {
-                        let stream = LinkStream::Tcp(stream);
-                        let _ = to_actor.send(ToActor::Inbound(NewLink { stream, established, remote })).await;
+                        let _ = to_actor.send(ToActor::Inbound(NewLink::tcp(stream, established, remote))).await;
                     }
                     Ok(Err(e)) => tracing::debug!("handshake with {remote} failed: {e}"),
                     Err(_) => tracing::debug!("handshake with {remote} timed out"),
@@ -108,7 +76,7 @@ pub fn spawn_dial(link: LinkId, addr: SocketAddr, expect: Option<PeerId>, keys: 
             let established = noise::initiate(&mut stream, &keys.identity, &keys.noise_static, expect)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>(NewLink { stream: LinkStream::Tcp(stream), established, remote: addr })
+            Ok::<_, String>(NewLink::tcp(stream, established, addr))
         };
         let msg = match tokio::time::timeout(DIAL_TIMEOUT, attempt).await {
             Ok(Ok(new)) => ToActor::Outbound(link, new),
@@ -117,116 +85,4 @@ pub fn spawn_dial(link: LinkId, addr: SocketAddr, expect: Option<PeerId>, keys: 
         };
         let _ = to_actor.send(msg).await;
     });
-}
-
-/// Starts the reader and writer tasks of an established link.
-pub fn spawn_link(link: LinkId, new: NewLink, frame_cap: usize, to_actor: mpsc::Sender<ToActor>) -> LinkTasks {
-    match new.stream {
-        LinkStream::Tcp(stream) => {
-            let (read, write) = stream.into_split();
-            spawn_halves(link, read, write, new.established, frame_cap, to_actor)
-        }
-        LinkStream::Relay(stream) => {
-            let (read, write) = tokio::io::split(stream);
-            spawn_halves(link, read, write, new.established, frame_cap, to_actor)
-        }
-    }
-}
-
-fn spawn_halves<R, W>(
-    link: LinkId,
-    read: R,
-    write: W,
-    established: Established,
-    frame_cap: usize,
-    to_actor: mpsc::Sender<ToActor>,
-) -> LinkTasks
-where
-    R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
-    let (tx, rx) = mpsc::channel(LINK_QUEUE);
-    let transport = established.transport;
-    let queued = Arc::new(AtomicUsize::new(0));
-    let writer =
-        tokio::spawn(write_loop(write, Sealer::new(transport.clone()), rx, frame_cap, queued.clone())).abort_handle();
-    let reader = tokio::spawn(read_loop(link, read, Opener::new(transport), frame_cap, to_actor)).abort_handle();
-    LinkTasks::new(tx, queued, reader, writer)
-}
-
-async fn read_loop<R: AsyncRead + Unpin>(
-    link: LinkId,
-    mut read: R,
-    mut opener: Opener,
-    frame_cap: usize,
-    to_actor: mpsc::Sender<ToActor>,
-) {
-    let mut decoder = FrameDecoder::new(frame_cap);
-    let mut plain = Vec::new();
-    let reason = loop {
-        match opener.open(&mut read, &mut plain).await {
-            Ok(true) => {}
-            Ok(false) => break "connection closed by peer".to_owned(),
-            Err(e) => break format!("read failed: {e}"),
-        }
-        if let Err(e) = decoder.push(&plain) {
-            break e.to_string();
-        }
-        loop {
-            match decoder.next_frame() {
-                Ok(Some(data)) => {
-                    if to_actor.send(ToActor::Input(Input::Frame { link, data })).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    let _ = to_actor.send(ToActor::Input(Input::LinkClosed { link, reason: e.to_string() })).await;
-                    return;
-                }
-            }
-        }
-    };
-    let _ = to_actor.send(ToActor::Input(Input::LinkClosed { link, reason })).await;
-}
-
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut write: W,
-    mut sealer: Sealer,
-    mut rx: mpsc::Receiver<Vec<u8>>,
-    frame_cap: usize,
-    queued: Arc<AtomicUsize>,
-) {
-    let mut plain = Vec::new();
-    let mut wire = Vec::new();
-    while let Some(first) = rx.recv().await {
-        plain.clear();
-        wire.clear();
-        let mut taken = first.len();
-        if encode_frame(&first, frame_cap, &mut plain).is_err() {
-            tracing::warn!("dropping an oversized outgoing frame ({} bytes)", first.len());
-        }
-        // Batch whatever else is queued into one write.
-        while plain.len() < 1 << 20 {
-            match rx.try_recv() {
-                Ok(next) => {
-                    taken += next.len();
-                    if encode_frame(&next, frame_cap, &mut plain).is_err() {
-                        tracing::warn!("dropping an oversized outgoing frame ({} bytes)", next.len());
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        if sealer.seal(&plain, &mut wire).is_err() {
-            return;
-        }
-        // A peer that stops reading must not hold this task (and its queue) forever.
-        match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&wire)).await {
-            Ok(Ok(())) => {}
-            _ => return,
-        }
-        queued.fetch_sub(taken, Ordering::Relaxed);
-    }
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, write.shutdown()).await;
 }

@@ -83,6 +83,12 @@ pub struct RunArgs {
     /// Do not announce on or listen to the LAN (links only through --connect).
     #[arg(long)]
     pub no_discovery: bool,
+    /// Do not punch UDP holes (QUIC) when linking across NATs.
+    #[arg(long)]
+    pub no_udp_punch: bool,
+    /// Do not punch TCP holes (simultaneous open) when linking across NATs.
+    #[arg(long)]
+    pub no_tcp_punch: bool,
     /// UDP discovery port pool, as FIRST-LAST or a comma list.
     #[arg(long, default_value = "47470-47474", value_parser = parse_ports)]
     pub discovery_ports: PortList,

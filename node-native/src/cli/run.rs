@@ -117,6 +117,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         discovery_ports: args.discovery_ports.0.clone(),
         bootstrap,
         http: args.http.map(|listen| weft_native::HttpConfig { listen, web_dir: args.web_dir.clone() }),
+        punch: weft_native::node_core::nat::plan::Punching { udp: !args.no_udp_punch, tcp: !args.no_tcp_punch },
         ..NodeConfig::default()
     };
     let name = config.name.clone();

@@ -1,16 +1,16 @@
-//! Hole punching for the core's `PreparePunch` / `Punch`. TCP simultaneous open: both ends bind
-//! a fresh port (kept with SO_REUSEADDR/SO_REUSEPORT, so each retry can bind it again) and
-//! connect to each other's predicted public address at the agreed instant, again and again for a
-//! few seconds; each end's SYN opens its own NAT for the other's, and the two SYNs that cross
-//! make one connection. Then the usual Noise handshake (the lower PeerId initiates, both require
-//! the other's key).
+//! TCP simultaneous open: both ends bind a fresh port (kept with SO_REUSEADDR/SO_REUSEPORT, so
+//! each retry can bind it again) and connect to each other's predicted public address at the
+//! agreed instant, again and again for a few seconds; each end's SYN opens its own NAT for the
+//! other's, and the two SYNs that cross make one connection. Then the usual Noise handshake (the
+//! lower PeerId initiates, both require the other's key).
 
 use crate::actor::ToActor;
 use crate::noise;
-use crate::tcp::{Keys, LinkStream, NewLink};
+use crate::stream_link::NewLink;
+use crate::tcp::Keys;
 use node_core::{Input, LinkId, PeerId};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
@@ -32,10 +32,9 @@ pub struct HeldPort {
     pub local: SocketAddr,
 }
 
-/// Binds a fresh port on `ip` (the unspecified IPv4 address for a wildcard listener: punching is
-/// for NATs, which are IPv4).
-pub fn hold_tcp_port(ip: IpAddr) -> std::io::Result<HeldPort> {
-    let ip = if ip.is_unspecified() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { ip };
+/// Binds a fresh port on `ip`.
+pub fn hold_port(ip: IpAddr) -> std::io::Result<HeldPort> {
+    let ip = super::punch_ip(ip);
     let socket = Socket::new(Domain::for_address(SocketAddr::new(ip, 0)), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
@@ -45,7 +44,7 @@ pub fn hold_tcp_port(ip: IpAddr) -> std::io::Result<HeldPort> {
 }
 
 /// Runs a TCP punch for `link` from `held` to `remote`, starting after `wait`.
-pub fn spawn_tcp_punch(
+pub fn spawn(
     link: LinkId,
     peer: PeerId,
     held: HeldPort,
@@ -61,9 +60,7 @@ pub fn spawn_tcp_punch(
                 let _ = stream.set_nodelay(true);
                 let hs = noise::handshake_between(&mut stream, &keys.identity, &keys.noise_static, peer);
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, hs).await {
-                    Ok(Ok(established)) => {
-                        ToActor::Outbound(link, NewLink { stream: LinkStream::Tcp(stream), established, remote })
-                    }
+                    Ok(Ok(established)) => ToActor::Outbound(link, NewLink::tcp(stream, established, remote)),
                     Ok(Err(reason)) => ToActor::Input(Input::LinkFailed { link, reason }),
                     Err(_) => ToActor::Input(Input::LinkFailed { link, reason: "handshake timed out".into() }),
                 }
