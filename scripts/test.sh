@@ -2,8 +2,9 @@
 # Sets up everything the test suite needs on a Debian machine and runs the whole suite:
 # formatting, lints, the wasm32 build of node-core, its dependency rule, a fuzz smoke run, and
 # every test (the simulator, real processes on loopback, and — as root — real LAN discovery
-# between network namespaces, STUN against coturn's client), then schemathesis against the
-# bootstrap server's API. Under CI=true the namespace tests fail instead of skipping.
+# between network namespaces and NAT traversal in the NAT lab, STUN against coturn's client, MQTT
+# signaling through Debian's mosquitto), then schemathesis against the bootstrap server's API.
+# Under CI=true the namespace and broker tests fail instead of skipping.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/common.sh
@@ -13,6 +14,7 @@ need_pkg ip iproute2
 need_pkg sysctl procps
 need_pkg nft nftables
 need_service_pkg turnutils_stunclient coturn coturn
+need_service_pkg mosquitto mosquitto mosquitto
 need_pkg chromium chromium
 need_npm
 need_cargo

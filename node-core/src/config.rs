@@ -46,6 +46,9 @@ pub struct Config {
     pub webrtc: bool,
     /// Whether the driver can open relay links (it has a bootstrap server with `/v1/relay`).
     pub relay: bool,
+    /// Whether the driver runs a NAT probe ([`crate::Input::NatDetected`]): link attempts wait
+    /// a few seconds for its report before describing this node without one.
+    pub nat_probe: bool,
     /// Which hole punches the driver can carry out ([`crate::Output::PreparePunch`]).
     pub punch: crate::nat::plan::Punching,
 }
@@ -74,6 +77,7 @@ impl Default for Config {
             webrtc: false,
             relay: false,
             punch: crate::nat::plan::Punching::default(),
+            nat_probe: false,
         }
     }
 }

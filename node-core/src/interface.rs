@@ -160,6 +160,13 @@ pub enum Input {
         /// Reachable or not.
         online: bool,
     },
+    /// The driver's broker channel (MQTT) is connected (`up`), or no longer is. While it is, an
+    /// envelope for any PeerId goes out through [`Output::SendSignal`], even to a peer the node
+    /// has never seen (a broker delivers by topic, with no presence to consult).
+    SignalBroker {
+        /// Connected or not.
+        up: bool,
+    },
     /// An envelope arrived over a signaling channel (not a link). Envelopes for other nodes are
     /// verified and routed on, which is how a native node bridges its browsers to the mesh.
     Signal {

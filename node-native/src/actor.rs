@@ -187,9 +187,12 @@ impl Actor {
                 let _ = reply.send(self.node.peers());
             }
             ActorCommand::Stats(reply) => {
-                let dropped =
-                    self.discovery.as_ref().map_or(0, |d| d.dropped.load(std::sync::atomic::Ordering::Relaxed));
-                let _ = reply.send((self.node.stats().clone(), dropped));
+                use std::sync::atomic::Ordering::Relaxed;
+                let driver = crate::handle::DriverStats {
+                    dropped_datagrams: self.discovery.as_ref().map_or(0, |d| d.dropped.load(Relaxed)),
+                    misaddressed_envelopes: self.router.misaddressed.load(Relaxed),
+                };
+                let _ = reply.send((self.node.stats().clone(), driver));
             }
             ActorCommand::Shutdown(_) => {}
         }

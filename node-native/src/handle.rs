@@ -26,6 +26,15 @@ pub enum NodeEvent {
         /// Live peers it listed in our mesh.
         peers: usize,
     },
+    /// The MQTT broker connected, or the connection failed or dropped (it is retried).
+    Broker {
+        /// The broker, without its password.
+        url: String,
+        /// Connected now.
+        connected: bool,
+        /// Why not, when not.
+        error: Option<String>,
+    },
     /// A driver-level problem the user should see.
     Error {
         /// Stable, machine-readable code.
@@ -33,6 +42,15 @@ pub enum NodeEvent {
         /// What happened.
         message: String,
     },
+}
+
+/// What the driver dropped before the core saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Discovery datagrams dropped because the node was busy.
+    pub dropped_datagrams: u64,
+    /// Envelopes on our MQTT topic that were not for us.
+    pub misaddressed_envelopes: u64,
 }
 
 pub(crate) struct OfferRequest {
@@ -47,7 +65,7 @@ pub(crate) enum ActorCommand {
     Core(Command, oneshot::Sender<Result<CommandId, CommandError>>),
     Offer(OfferRequest),
     Peers(oneshot::Sender<Vec<PeerSummary>>),
-    Stats(oneshot::Sender<(Stats, u64)>),
+    Stats(oneshot::Sender<(Stats, DriverStats)>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -168,7 +186,7 @@ impl NodeHandle {
     }
 
     /// Protocol drop counters, and discovery datagrams dropped while the node was busy.
-    pub async fn stats(&self) -> Result<(Stats, u64), RequestError> {
+    pub async fn stats(&self) -> Result<(Stats, DriverStats), RequestError> {
         let (tx, rx) = oneshot::channel();
         self.commands.send(ActorCommand::Stats(tx)).await.map_err(|_| RequestError::Stopped)?;
         rx.await.map_err(|_| RequestError::Stopped)

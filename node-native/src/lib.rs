@@ -58,6 +58,7 @@ mod handle;
 pub mod http;
 pub mod identity_file;
 mod link;
+pub mod mqtt;
 pub mod nat;
 pub mod noise;
 mod punch;
@@ -71,7 +72,7 @@ mod tcp;
 mod udp;
 
 pub use bootstrap::{BootstrapConfig, BootstrapError, NameValue};
-pub use handle::{NodeEvent, NodeHandle, RequestError};
+pub use handle::{DriverStats, NodeEvent, NodeHandle, RequestError};
 pub use http::HttpConfig;
 pub use node_core;
 
@@ -118,6 +119,11 @@ pub struct NodeConfig {
     pub http: Option<HttpConfig>,
     /// Classify the NAT against the bootstrap server's STUN responder at start.
     pub nat_probe: bool,
+    /// An MQTT broker to signal through (with or without a bootstrap server).
+    pub mqtt: Option<mqtt::BrokerUrl>,
+    /// A STUN responder (RFC 5780, as weft-bootstrap runs) to classify the NAT and map punch
+    /// sockets with, instead of the bootstrap server's.
+    pub stun: Option<SocketAddr>,
     /// Which hole punches to try when linking across NATs (UDP then QUIC; TCP simultaneous
     /// open). Both by default; a network that mangles one can have it turned off.
     pub punch: node_core::nat::plan::Punching,
@@ -143,6 +149,8 @@ impl Default for NodeConfig {
             webrtc: true,
             nat_probe: true,
             punch: node_core::nat::plan::Punching::ALL,
+            mqtt: None,
+            stun: None,
             http: None,
         }
     }
@@ -188,6 +196,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The MQTT client could not be set up.
+    #[error("MQTT: {0}")]
+    Mqtt(rustls::Error),
     /// The QUIC certificate could not be made from the identity.
     #[error(transparent)]
     Tls(#[from] quic::tls::TlsSetupError),
@@ -234,23 +245,35 @@ fn bind_tcp(listen: SocketAddr) -> std::io::Result<TcpListener> {
     }
 }
 
-/// Classifies this node's NAT against the bootstrap server's STUN responder, if it has one, and
-/// hands the report to the node. A failure is logged: the node works on without it.
+/// Where the NAT probe and punch sockets find a STUN responder.
+enum StunSource {
+    /// `--stun`.
+    Given(SocketAddr),
+    /// The bootstrap server's, as its `/v1/info` describes it.
+    Bootstrap(Arc<Bootstrap>),
+}
+
+/// Classifies this node's NAT against a STUN responder and hands the report to the node. A
+/// failure is logged: the node works on without it.
 async fn probe_nat(
-    bs: &Bootstrap,
+    source: StunSource,
     clock: &clock::Clock,
     to_actor: &mpsc::Sender<ToActor>,
     punch_stun: &std::sync::OnceLock<SocketAddr>,
 ) {
-    let target = match bs.client.stun_target().await {
-        Ok(Some(target)) => {
-            // UDP punches ask the same responder where their sockets show.
-            let _ = punch_stun.set(target.primary);
-            target
-        }
-        Ok(None) => return tracing::info!("the bootstrap server runs no STUN responder: NAT type unknown"),
-        Err(e) => return tracing::warn!("cannot learn the bootstrap server's STUN address: {e}"),
+    let target = match source {
+        StunSource::Given(addr) => match nat::target_of(addr).await {
+            Some(target) => target,
+            None => return tracing::warn!("the STUN responder at {addr} did not answer: NAT type unknown"),
+        },
+        StunSource::Bootstrap(bs) => match bs.client.stun_target().await {
+            Ok(Some(target)) => target,
+            Ok(None) => return tracing::info!("the bootstrap server runs no STUN responder: NAT type unknown"),
+            Err(e) => return tracing::warn!("cannot learn the bootstrap server's STUN address: {e}"),
+        },
     };
+    // UDP punches ask the same responder where their sockets show.
+    let _ = punch_stun.set(target.primary);
     match nat::probe(target, clock).await {
         Ok(report) => {
             let _ = to_actor.send(ToActor::Input(Input::NatDetected { report })).await;
@@ -290,6 +313,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         frame_cap: config.frame_cap,
         webrtc: config.webrtc,
         relay: config.bootstrap.is_some(),
+        nat_probe: config.nat_probe && (config.stun.is_some() || config.bootstrap.is_some()),
         punch: config.punch,
         ..Config::default()
     };
@@ -367,17 +391,30 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         }
         _ => None,
     };
+    if let Some(url) = &config.mqtt {
+        let (router, to_actor, events) = (router.clone(), to_actor_for_signal.clone(), events.clone());
+        mqtt::spawn(url.clone(), config.mesh.clone(), peer_id, router, to_actor, events).map_err(StartError::Mqtt)?;
+    }
     tokio::spawn(actor.run(command_rx, inbox));
+    let stun = match (config.stun, &bootstrap) {
+        (Some(addr), _) => Some(StunSource::Given(addr)),
+        (None, Some(bs)) => Some(StunSource::Bootstrap(bs.clone())),
+        (None, None) => None,
+    };
+    if let (true, Some(source)) = (config.nat_probe, stun) {
+        let (to_actor, clock) = (to_actor_for_signal.clone(), clock);
+        tokio::spawn(async move { probe_nat(source, &clock, &to_actor, &punch_stun).await });
+    }
+    if let Some(addr) = config.stun {
+        *rtc_settings.stun_urls.lock().unwrap_or_else(|e| e.into_inner()) = vec![format!("stun:{addr}")];
+    }
     if let (Some(bs), Some(b)) = (&bootstrap, &config.bootstrap) {
         let me = bootstrap::Identity { name: config.name.clone(), mesh: config.mesh.clone(), dial_peers: b.dial_peers };
         tokio::spawn(bootstrap::presence_loop(bs.clone(), me, commands.clone(), events.clone()));
-        if config.nat_probe {
-            let (bs, to_actor, clock) = (bs.clone(), to_actor_for_signal.clone(), clock);
-            tokio::spawn(async move { probe_nat(&bs, &clock, &to_actor, &punch_stun).await });
-        }
-        if config.webrtc {
-            let signal = bootstrap::signal::signal_loop(bs.clone(), config.mesh.clone(), router, to_actor_for_signal);
-            tokio::spawn(signal);
+        // Signaling serves WebRTC and linking across NATs (`--connect PEER_ID`) alike.
+        let signal = bootstrap::signal::signal_loop(bs.clone(), config.mesh.clone(), router, to_actor_for_signal);
+        tokio::spawn(signal);
+        if config.webrtc && config.stun.is_none() {
             let (bs, rtc) = (bs.clone(), rtc_settings);
             tokio::spawn(async move {
                 if let Ok(Some(url)) = bs.client.stun_url().await {

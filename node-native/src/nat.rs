@@ -32,6 +32,55 @@ pub enum ProbeError {
     Stuck(Duration),
 }
 
+/// STUN binding: attempts, and the wait for each answer.
+const BINDING_TRIES: usize = 3;
+const BINDING_WAIT: Duration = Duration::from_millis(400);
+
+/// What one binding request showed.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding {
+    /// Where the server saw `socket`.
+    pub mapped: SocketAddr,
+    /// The server's OTHER-ADDRESS (RFC 5780), when it has a second address.
+    pub other: Option<SocketAddr>,
+}
+
+/// Asks `server` where `socket` shows (a few tries); `None` if it never answered.
+pub async fn binding(socket: &UdpSocket, server: SocketAddr) -> Option<Binding> {
+    let mut buf = [0u8; MAX_DATAGRAM];
+    for _ in 0..BINDING_TRIES {
+        let tid = rand::random::<u128>() & ((1 << 96) - 1);
+        socket.send_to(&stun::binding_request(tid, None), server).await.ok()?;
+        let until = tokio::time::Instant::now() + BINDING_WAIT;
+        while let Ok(got) = tokio::time::timeout_at(until, socket.recv_from(&mut buf)).await {
+            let Ok((n, from)) = got else { continue }; // an ICMP error: the socket still works
+            if from != server {
+                continue;
+            }
+            if let Some(stun::BindingOutcome::Success { mapped, other, .. }) =
+                stun::parse_binding_response(&buf[..n], tid)
+            {
+                return Some(Binding { mapped, other });
+            }
+        }
+    }
+    None
+}
+
+/// The probe's target for a responder known only by its address (`--stun`): its alternate
+/// address and port come from the OTHER-ADDRESS of a first binding.
+pub async fn target_of(primary: SocketAddr) -> Option<StunTarget> {
+    let wildcard =
+        if primary.is_ipv4() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) };
+    let socket = UdpSocket::bind(SocketAddr::new(wildcard, 0)).await.ok()?;
+    let other = binding(&socket, primary).await?.other;
+    Some(StunTarget {
+        primary,
+        alt_port: other.map(|o| o.port()),
+        alt_ip: other.map(|o| o.ip()).filter(|ip| *ip != primary.ip()),
+    })
+}
+
 /// Runs one probe against `target` and returns what it found.
 pub async fn probe(target: StunTarget, clock: &Clock) -> Result<NatReport, ProbeError> {
     let wildcard = match target.primary.ip() {

@@ -39,6 +39,10 @@ pub struct SignalRouter {
     local: Mutex<Local>,
     /// The bootstrap server session: its outgoing queue and who is online there.
     server: Mutex<Option<(mpsc::Sender<ClientMsg>, HashSet<PeerId>)>>,
+    /// The MQTT broker, while connected: it reaches any PeerId.
+    broker: Mutex<Option<crate::mqtt::BrokerSender>>,
+    /// Envelopes that arrived on our MQTT topic addressed to someone else (dropped).
+    pub misaddressed: std::sync::atomic::AtomicU64,
 }
 
 /// Why an envelope could not be handed to a channel.
@@ -55,20 +59,32 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SignalRouter {
-    /// Hands `envelope` (encoded, from the core) to a channel that reaches `to`. Never waits.
+    /// Hands `envelope` (encoded, from the core) to the channels that reach `to`: a browser on
+    /// our `/v1/signal` alone; else the server, if `to` is online there, and the broker, if one
+    /// is up (both at once: the recipient drops the second copy by nonce, and whichever path
+    /// is up delivers). Never waits.
     pub fn send(&self, to: PeerId, envelope: Vec<u8>) -> Result<(), RouteError> {
         if lock(&self.local).clients.contains_key(&to) {
             // A browser reads `from` off the envelope itself; the field says who signed it.
             let from = Envelope::decode(&envelope).map_err(|_| RouteError::NoRoute)?.from;
             return self.forward_local(from, to, envelope);
         }
-        let server = lock(&self.server);
-        match &*server {
-            Some((tx, online)) if online.contains(&to) => {
-                tx.try_send(ClientMsg::Send { to, payload: envelope }).map_err(|_| RouteError::Busy)
-            }
-            _ => Err(RouteError::NoRoute),
+        let mut result = Err(RouteError::NoRoute);
+        if let Some(broker) = &*lock(&self.broker) {
+            result = if broker.publish(&to, envelope.clone()) { Ok(()) } else { Err(RouteError::Busy) };
         }
+        if let Some((tx, online)) = &*lock(&self.server) {
+            if online.contains(&to) {
+                let sent = tx.try_send(ClientMsg::Send { to, payload: envelope }).map_err(|_| RouteError::Busy);
+                result = result.or(sent);
+            }
+        }
+        result
+    }
+
+    /// The broker connected (`Some`) or went away (`None`).
+    pub fn set_broker(&self, sender: Option<crate::mqtt::BrokerSender>) {
+        *lock(&self.broker) = sender;
     }
 
     /// Delivers `payload` from `from` to the local browser `to`.

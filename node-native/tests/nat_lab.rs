@@ -7,21 +7,42 @@ mod support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+use support::mosquitto::{accepts, Mosquitto, Watcher};
 use support::natlab::{Nat, NatLab, Side, PUBLIC_IP, PUBLIC_IP2};
 use support::Weft;
 
 const HTTP_PORT: u16 = 8080;
 const STUN_PORT: u16 = 3478;
 
-/// A bootstrap server (in-process, its own runtime) inside the lab's public namespace.
+/// A bootstrap server (in-process, its own runtime) inside the lab's public namespace, or only
+/// its STUN responder.
 struct LabServer {
     url: String,
     _runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
 }
 
+/// The STUN responder on both public addresses, as weft-bootstrap runs it.
+async fn lab_stun() -> bootstrap_server::stun::StunServer {
+    use bootstrap_server::stun::{ServerAddrs, StunServer};
+    StunServer::bind(ServerAddrs {
+        primary_ip: IpAddr::V4(PUBLIC_IP),
+        primary_port: STUN_PORT,
+        alt_port: Some(STUN_PORT + 1),
+        alt_ip: Some(IpAddr::V4(PUBLIC_IP2)),
+        change_port_without_alt_ip: true,
+    })
+    .await
+    .expect("bind the STUN responder in the lab")
+}
+
 impl LabServer {
     fn start(lab: &NatLab) -> LabServer {
+        Self::start_with(lab, true)
+    }
+
+    /// With `http` false, only the STUN responder runs: no API, signaling or relay.
+    fn start_with(lab: &NatLab, http: bool) -> LabServer {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_owned();
         // The runtime is built on the namespace thread, so its workers (and every socket the
@@ -29,18 +50,9 @@ impl LabServer {
         let (runtime, url) = lab.run_in("pub", move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             let url = runtime.block_on(async move {
-                use bootstrap_server::stun::{ServerAddrs, StunServer};
                 let pool = bootstrap_server::db::open(&path).await.unwrap();
                 let keys = bootstrap_server::keyfile::load_or_create(&path).unwrap();
-                let stun = StunServer::bind(ServerAddrs {
-                    primary_ip: IpAddr::V4(PUBLIC_IP),
-                    primary_port: STUN_PORT,
-                    alt_port: Some(STUN_PORT + 1),
-                    alt_ip: Some(IpAddr::V4(PUBLIC_IP2)),
-                    change_port_without_alt_ip: true,
-                })
-                .await
-                .expect("bind the STUN responder in the lab");
+                let stun = lab_stun().await;
                 let config = bootstrap_server::ServerConfig {
                     stun: Some(bootstrap_server::api::StunInfo {
                         port: STUN_PORT,
@@ -51,9 +63,11 @@ impl LabServer {
                 };
                 let state = bootstrap_server::AppState::new(pool, keys, config, bootstrap_server::system_clock());
                 tokio::spawn(stun.serve(state.metrics.clone()));
-                let listener =
-                    tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(PUBLIC_IP), HTTP_PORT)).await.unwrap();
-                tokio::spawn(bootstrap_server::run(listener, state, std::future::pending()));
+                if http {
+                    let listener =
+                        tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(PUBLIC_IP), HTTP_PORT)).await.unwrap();
+                    tokio::spawn(bootstrap_server::run(listener, state, std::future::pending()));
+                }
                 format!("http://{PUBLIC_IP}:{HTTP_PORT}")
             });
             (runtime, url)
@@ -64,8 +78,13 @@ impl LabServer {
 
 /// `weft` on `side`'s host, with the lab's server as its bootstrap server, and `args`.
 fn node(lab: &NatLab, dir: &std::path::Path, server: &LabServer, side: Side, name: &str, args: &[&str]) -> Weft {
+    bare_node(lab, dir, side, name, &[&["--bootstrap", &server.url], args].concat())
+}
+
+/// `weft` on `side`'s host with only `args` (no bootstrap server).
+fn bare_node(lab: &NatLab, dir: &std::path::Path, side: Side, name: &str, args: &[&str]) -> Weft {
     let bind = lab.host_ip(side).to_string();
-    let base = ["--no-discovery", "--bind", &bind, "--bootstrap", &server.url];
+    let base = ["--no-discovery", "--bind", &bind];
     Weft::start_with_prefix(dir, name, &[&base[..], args].concat(), &lab.exec(side))
 }
 
@@ -187,4 +206,47 @@ fn link_across(na: Nat, nb: Nat, args: &[&str], want: &str) {
         .unwrap_or_else(|| panic!("the file did not cross {na:?} x {nb:?}: {:#?}", b.events()));
     let got = std::fs::read(done["path"].as_str().unwrap()).unwrap();
     assert!(got == data, "the file crossed {na:?} x {nb:?} byte-identical");
+}
+
+#[test]
+fn with_only_an_mqtt_broker_port_restricted_nodes_punch_and_link() {
+    if !support::netns::required() {
+        return;
+    }
+    let Some(bin) = support::mosquitto::required() else { return };
+    let lab = NatLab::new(Nat::PortRestricted, Nat::PortRestricted);
+    // No bootstrap server: a STUN responder and a broker on the public segment, nothing else.
+    let _stun = LabServer::start_with(&lab, false);
+    let dir = tempfile::tempdir().unwrap();
+    let addr = SocketAddr::new(IpAddr::V4(PUBLIC_IP), 1883);
+    let prefix: Vec<String> = vec!["ip".into(), "netns".into(), "exec".into(), lab.ns("pub")];
+    let broker = Mosquitto::start(&bin, dir.path(), addr, &prefix, || lab.run_in("pub", move || accepts(addr)));
+    let watcher = Watcher::connect(lab.run_in("pub", || tokio::runtime::Runtime::new().unwrap()), addr);
+    let (url, stun) = (broker.url(), format!("{PUBLIC_IP}:{STUN_PORT}"));
+    let args = ["--mqtt", url.as_str(), "--stun", stun.as_str()];
+    let b = bare_node(&lab, dir.path(), Side::B, "b", &args);
+    b.wait_event(Duration::from_secs(10), |e| e["event"] == "mqtt" && e["connected"] == true)
+        .unwrap_or_else(|| panic!("B reached the broker: {:#?}", b.events()));
+    let mut a = bare_node(&lab, dir.path(), Side::A, "a", &[&args[..], &["--connect", &b.peer_id]].concat());
+    let report = connectivity(&a, &b.peer_id);
+    eprintln!("MQTT only, port x port: {report}");
+    assert_eq!(report["linked"], "udp-punch", "{report}\nA: {:#?}\nB: {:#?}", a.events(), b.events());
+    assert_eq!(connectivity(&b, &a.peer_id)["linked"], "udp-punch");
+    let linked = a
+        .wait_event(Duration::from_secs(10), |e| e["event"] == "peer_connected" && e["peer_id"] == b.peer_id)
+        .expect("A lists B");
+    assert_eq!(linked["link"], "quic", "{linked}");
+    a.send(serde_json::json!({"cmd": "chat", "text": "through a broker and two NATs"}));
+    b.wait_event(Duration::from_secs(10), |e| e["event"] == "chat" && e["text"] == "through a broker and two NATs")
+        .expect("the chat crossed");
+    // The broker carried the whole negotiation, and none of it is readable.
+    let seen = watcher.messages();
+    assert!(seen.len() >= 4, "Hello, Welcome, the UDP step and its punch went through the broker: {seen:?}");
+    for m in &seen {
+        let text = String::from_utf8_lossy(&m.payload);
+        for secret in ["10.0.", "198.51.100", "udp-punch", "punch"] {
+            assert!(!text.contains(secret), "{secret:?} readable on {}", m.topic);
+        }
+        assert!(!m.payload.windows(3).any(|w| w == [198, 51, 100]), "a raw public address on {}", m.topic);
+    }
 }

@@ -113,13 +113,13 @@ impl Node {
     /// (a signaling channel or a link to route over) and our NAT report is in (or we waited
     /// long enough for it). Called when either changes, and on the attempt's timer.
     pub(super) fn connect_send_hellos(&mut self, now: Instant) {
-        let have_nat = self.nat.is_some() || !self.config.relay;
+        let have_nat = self.nat.is_some() || !self.config.nat_probe;
         let ready: Vec<PeerId> = self
             .connects
             .iter()
             .filter(|(_, a)| !a.greeted && (have_nat || now - a.started >= NAT_WAIT))
             .map(|(p, _)| *p)
-            .filter(|p| self.peers.get(p).is_some_and(|k| k.signal) || !self.links.is_empty())
+            .filter(|p| self.can_signal(p) || !self.links.is_empty())
             .collect();
         let info = self.endpoint_info();
         let whole: Duration = Strategy::LADDER.iter().map(|s| s.timeout()).sum();

@@ -106,6 +106,8 @@ pub struct Node {
     nat: Option<crate::nat::NatReport>,
     /// Cross-network link attempts in progress, by peer (at most `connect::MAX_CONNECTS`).
     connects: BTreeMap<PeerId, connect::Attempt>,
+    /// Whether the driver's broker channel is up ([`Input::SignalBroker`]).
+    broker: bool,
 }
 
 /// A peer as the application sees it.
@@ -157,6 +159,7 @@ impl Node {
             stats: Stats::default(),
             nat: None,
             connects: BTreeMap::new(),
+            broker: false,
         }
     }
 
@@ -299,6 +302,10 @@ impl Node {
                 self.apply(actions);
             }
             Input::SignalPeer { peer, online } => self.handle_signal_peer(now, peer, online),
+            Input::SignalBroker { up } => {
+                self.broker = up;
+                self.connect_send_hellos(now);
+            }
             Input::Signal { data } => self.handle_signal_input(now, &data),
             Input::RtcLocal { link, signal } => self.handle_rtc_local(link, signal),
             Input::PunchPrepared { link, local_port, mapped } => {

@@ -32,7 +32,7 @@ impl Node {
         if let Some(link) = self.peers.link_of(&to) {
             return self.send(link, &Message::Signal { envelope, hops });
         }
-        if self.peers.get(&to).is_some_and(|p| p.signal) {
+        if self.can_signal(&to) {
             self.outputs.push_back(Output::SendSignal { to, data: envelope.encode() });
             return;
         }
@@ -40,6 +40,12 @@ impl Node {
             return;
         }
         self.flood(&Message::Signal { envelope, hops: hops - 1 }, arrived_on);
+    }
+
+    /// Whether a driver channel reaches `peer`: a broker reaches everyone, a server or our
+    /// `/v1/signal` those online there.
+    pub(super) fn can_signal(&self, peer: &PeerId) -> bool {
+        self.broker || self.peers.get(peer).is_some_and(|p| p.signal)
     }
 
     /// An envelope from a driver channel (a server websocket, a browser on our `/v1/signal`).

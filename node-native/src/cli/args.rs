@@ -1,6 +1,7 @@
 //! Command-line arguments.
 
 use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Weft: a peer-to-peer mesh. Finds other nodes on the LAN, chats, and sends verified,
@@ -52,6 +53,16 @@ pub struct RunArgs {
     /// live peers it lists, and claim and look up names through it.
     #[arg(long, value_name = "URL")]
     pub bootstrap: Option<String>,
+    /// An MQTT broker to signal through (mqtt://, mqtts://, ws:// or wss://; user:password@ if it
+    /// asks): nodes that share only a broker find each other by PeerId, no bootstrap server
+    /// needed. Envelopes are signed and sealed; the broker sees only ciphertext.
+    #[arg(long, value_name = "URL")]
+    pub mqtt: Option<weft_native::mqtt::BrokerUrl>,
+    /// A STUN responder (host:port; RFC 5780 behaviour tests need one with two addresses, as
+    /// weft-bootstrap runs) for the NAT probe and hole punching, instead of the bootstrap
+    /// server's.
+    #[arg(long, value_name = "ADDR")]
+    pub stun: Option<SocketAddr>,
     /// The bootstrap server's key to require (default: pin the key it shows on first contact).
     #[arg(long, value_name = "PEER_ID", requires = "bootstrap")]
     pub bootstrap_key: Option<node_core::PeerId>,

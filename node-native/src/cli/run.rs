@@ -94,10 +94,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     for c in &args.connect {
         if resolve::is_address(c) {
             connect_addrs.push(resolve::addr(c).await.map_err(anyhow::Error::msg).context("--connect")?);
-        } else if args.bootstrap.is_some() {
+        } else if args.bootstrap.is_some() || (args.mqtt.is_some() && c.parse::<node_core::PeerId>().is_ok()) {
             connect_names.push(c.clone());
         } else {
-            anyhow::bail!("--connect {c}: not host:port, and names need --bootstrap URL");
+            anyhow::bail!(
+                "--connect {c}: not host:port; names need --bootstrap URL, PeerIds --bootstrap URL or --mqtt URL"
+            );
         }
     }
     let bootstrap = args.bootstrap.as_ref().map(|url| weft_native::BootstrapConfig {
@@ -118,6 +120,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         bootstrap,
         http: args.http.map(|listen| weft_native::HttpConfig { listen, web_dir: args.web_dir.clone() }),
         punch: weft_native::node_core::nat::plan::Punching { udp: !args.no_udp_punch, tcp: !args.no_tcp_punch },
+        mqtt: args.mqtt.clone(),
+        stun: args.stun,
         ..NodeConfig::default()
     };
     let name = config.name.clone();
@@ -159,6 +163,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     json!({"event": "bootstrap_connected", "url": url, "server_key": server_key.map(|k| k.to_string()),
                            "observed_ip": observed_ip.to_string(), "peers": peers}),
                     &format!("bootstrap server {url} sees us at {observed_ip}; {peers} peers in the mesh there"),
+                ),
+                Ok(NodeEvent::Broker { url, connected, error }) => out.info(
+                    json!({"event": "mqtt", "url": url, "connected": connected, "error": error}),
+                    &match (&error, connected) {
+                        (_, true) => format!("signaling through the MQTT broker {url}"),
+                        (Some(e), false) => format!("MQTT broker {url}: {e} (retrying)"),
+                        (None, false) => format!("MQTT broker {url}: disconnected (retrying)"),
+                    },
                 ),
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(n)) => out.error("lagged", &format!("{n} events were dropped: output too slow")),
@@ -223,12 +235,13 @@ async fn json_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
         },
         JsonCommand::Discover => report(out, node.discover().await),
         JsonCommand::Stats => match node.stats().await {
-            Ok((s, dropped)) => println!(
+            Ok((s, d)) => println!(
                 "{}",
                 json!({"event": "stats", "unknown_kinds": s.unknown_kinds, "bad_datagrams": s.bad_datagrams,
                        "replayed_announcements": s.replayed_announcements, "misbehaving_links": s.misbehaving_links,
                        "duplicate_messages": s.duplicate_messages, "bad_signatures": s.bad_signatures,
-                       "foreign_mesh_announcements": s.foreign_mesh_announcements, "dropped_datagrams": dropped})
+                       "bad_envelopes": s.bad_envelopes, "foreign_mesh_announcements": s.foreign_mesh_announcements,
+                       "dropped_datagrams": d.dropped_datagrams, "misaddressed_envelopes": d.misaddressed_envelopes})
             ),
             Err(e) => out.error("stopped", &e.to_string()),
         },

@@ -13,7 +13,6 @@ use crate::actor::ToActor;
 use crate::quic;
 use crate::stream_link::{Carrier, NewLink};
 use crate::tcp::Keys;
-use node_core::nat::stun;
 use node_core::{Input, LinkId, PeerId};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -33,9 +32,6 @@ const PROBE_EVERY: Duration = Duration::from_millis(50);
 const PROBE_FOR: Duration = Duration::from_secs(4);
 /// Probes sent in one go once an end is done, so the other learns it was heard.
 const LAST_WORDS: usize = 3;
-/// STUN: attempts, and the wait for each answer.
-const STUN_TRIES: usize = 3;
-const STUN_WAIT: Duration = Duration::from_millis(400);
 /// The QUIC handshake after the punch.
 const QUIC_TIMEOUT: Duration = Duration::from_secs(4);
 
@@ -71,28 +67,10 @@ impl Probe {
 pub async fn prepare(ip: IpAddr, stun: Option<SocketAddr>) -> std::io::Result<(UdpSocket, Option<SocketAddr>)> {
     let socket = UdpSocket::bind(SocketAddr::new(super::punch_ip(ip), 0)).await?;
     let mapped = match stun {
-        Some(server) => stun_mapping(&socket, server).await,
+        Some(server) => crate::nat::binding(&socket, server).await.map(|b| b.mapped),
         None => None,
     };
     Ok((socket, mapped))
-}
-
-async fn stun_mapping(socket: &UdpSocket, server: SocketAddr) -> Option<SocketAddr> {
-    let mut buf = [0u8; 512];
-    for _ in 0..STUN_TRIES {
-        let tid = rand::random::<u128>() & ((1 << 96) - 1);
-        socket.send_to(&stun::binding_request(tid, None), server).await.ok()?;
-        let until = Instant::now() + STUN_WAIT;
-        while let Ok(Ok((n, from))) = tokio::time::timeout_at(until, socket.recv_from(&mut buf)).await {
-            if from != server {
-                continue;
-            }
-            if let Some(stun::BindingOutcome::Success { mapped, .. }) = stun::parse_binding_response(&buf[..n], tid) {
-                return Some(mapped);
-            }
-        }
-    }
-    None
 }
 
 /// Punches from `socket` to `remote` for `link` starting after `wait`, then makes the QUIC link

@@ -16,6 +16,7 @@ fn natted_with(seed: u8, public: &str, punch: Punching, mapping: Mapping) -> Nod
         listen_addrs: vec![addr(&format!("10.0.{seed}.2:4000"))],
         name: format!("n{seed}"),
         relay: true,
+        nat_probe: true,
         punch,
         ..Config::default()
     };
@@ -244,4 +245,32 @@ fn a_direct_link_replaces_a_relayed_one_at_both_ends_alike() {
     assert!(closed(&outs, relayed), "the relay gives way: {outs:?}");
     assert!(!closed(&outs, direct));
     assert_eq!(n.peers().first().and_then(|p| p.kind), Some(LinkKind::Tcp));
+}
+
+#[test]
+fn with_a_broker_up_the_hello_goes_to_a_peer_never_seen_and_a_second_copy_changes_nothing() {
+    let (mut a, mut b) = (natted(1, "198.51.100.1:40000"), natted(2, "198.51.100.2:40000"));
+    let kb = keys(2).peer_id();
+    a.command(t(2), Command::ConnectPeer { peer: kb }).unwrap();
+    let sent = |outs: &[Output]| {
+        outs.iter()
+            .filter_map(|o| match o {
+                Output::SendSignal { to, data } if *to == kb => Some(data.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(sent(&drain(&mut a)).is_empty(), "no channel reaches B yet");
+    a.handle(t(3), Input::SignalBroker { up: true });
+    let hello = sent(&drain(&mut a));
+    assert_eq!(hello.len(), 1, "the Hello goes out through the broker");
+    // The same envelope over the server and the broker: B answers once.
+    b.handle(t(3), Input::SignalBroker { up: true });
+    b.handle(t(3), Input::Signal { data: hello[0].clone() });
+    let first = drain(&mut b);
+    b.handle(t(3), Input::Signal { data: hello[0].clone() });
+    let second = drain(&mut b);
+    assert!(first.iter().any(|o| matches!(o, Output::SendSignal { .. })), "B welcomes A: {first:?}");
+    assert!(second.is_empty(), "the copy is dropped: {second:?}");
+    assert_eq!(b.stats().duplicate_messages, 1);
 }
