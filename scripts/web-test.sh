@@ -9,6 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 server="${1:-}"
 weft="${2:-}"
 need_pkg chromium chromium
+need_service_pkg mosquitto mosquitto mosquitto
 need_npm
 # The page first: `weft` builds it into its binary.
 bash scripts/build-web.sh
@@ -25,3 +26,4 @@ fi
 timeout --kill-after=10 300 node web/tests/page.test.mjs "$server"
 timeout --kill-after=10 600 node web/tests/mesh.test.mjs "$server" "$weft"
 timeout --kill-after=10 600 node web/tests/serverless.test.mjs "$weft"
+timeout --kill-after=10 300 node web/tests/mqtt.test.mjs "$server" "$weft"

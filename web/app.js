@@ -158,6 +158,13 @@ weft.onEvent((e) => {
       }
       $('signal').className = e.state === 'connected' ? 'ok' : 'warn';
       break;
+    case 'mqtt':
+      $('mqtt').hidden = false;
+      $('mqtt').textContent = e.connected
+        ? `MQTT broker ${e.url}: connected`
+        : `MQTT broker ${e.url}: ${e.error}; retrying in ${Math.round((e.retry_ms ?? 0) / 1000)} s`;
+      $('mqtt').className = e.connected ? 'ok' : 'warn';
+      break;
     case 'transfer_hashing':
       progress(transferRow(hashingKey(e.to, e.name, e.total)), e.done, e.total, 'hashing');
       break;
@@ -204,7 +211,8 @@ $('join').addEventListener('submit', async (ev) => {
   showError('');
   $('status').textContent = 'joining…';
   try {
-    await weft.start({ name: form.get('name'), mesh: form.get('mesh') });
+    const mqtt = form.get('mqtt')?.trim() || undefined;
+    await weft.start({ name: form.get('name'), mesh: form.get('mesh'), mqtt });
     $('join').hidden = true;
     $('node').hidden = false;
     renderPeers();
@@ -213,6 +221,23 @@ $('join').addEventListener('submit', async (ev) => {
   } catch (e) {
     $('status').textContent = 'not joined';
     showError(`could not join: ${e.message ?? e}`);
+  }
+});
+
+// `?mqtt=wss://broker/mqtt` fills in the broker, so a link can carry it.
+const broker = new URLSearchParams(location.search).get('mqtt');
+if (broker) $('join').elements.mqtt.value = broker;
+
+$('link').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const input = ev.target.elements.peer;
+  if (!input.value.trim()) return;
+  try {
+    weft.connectPeer(input.value);
+    logLine(`linking to ${input.value.trim().slice(0, 8)}…`, 'self');
+    input.value = '';
+  } catch (e) {
+    showError(`cannot link: ${e.message ?? e}`);
   }
 });
 

@@ -69,9 +69,10 @@ async function defaultIceServers() {
 
 /**
  * Starts the node; resolves to `{peerId, name, mesh}`. Options: `name`, `mesh`, `signal` (a
- * websocket URL; default this origin's `/v1/signal`, `null` for none) and `iceServers`.
+ * websocket URL; default this origin's `/v1/signal`, `null` for none), `mqtt` (an MQTT broker's
+ * websocket URL, `ws(s)://host/path`, to signal through as well) and `iceServers`.
  */
-export function start({ name = 'browser', mesh = 'default', signal, iceServers } = {}) {
+export function start({ name = 'browser', mesh = 'default', signal, mqtt, iceServers } = {}) {
   if (node || starting) return starting ?? Promise.resolve(info);
   starting = (async () => {
     await init();
@@ -94,7 +95,9 @@ export function start({ name = 'browser', mesh = 'default', signal, iceServers }
       }
     }
     const url = signal === undefined ? defaultSignalUrl() : signal;
-    if (url) node.connectSignal(url, iceServers ?? (await defaultIceServers()));
+    const ice = iceServers ?? (await defaultIceServers());
+    if (url) node.connectSignal(url, ice);
+    if (mqtt) node.connectMqtt(mqtt, ice);
     return info;
   })().finally(() => {
     starting = null;
@@ -210,6 +213,11 @@ export function receivedFiles() {
 /** Broadcasts a chat message to the mesh. */
 export function chat(text) {
   running().chat(String(text));
+}
+
+/** Links to the node with this PeerId over WebRTC, through whichever signaling reaches it. */
+export function connectPeer(peerId) {
+  running().connectPeer(String(peerId).trim());
 }
 
 /** The linked peers: `[{peer_id, name, link, addr, rtt_ms}]`. */

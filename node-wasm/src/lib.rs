@@ -10,6 +10,7 @@
 //! and written by the page's storage ([`files`]).
 
 mod files;
+mod mqtt;
 mod rtc;
 mod signaling;
 
@@ -34,6 +35,8 @@ pub(crate) struct Inner {
     keys: Identity,
     links: BTreeMap<LinkId, rtc::BrowserLink>,
     signaling: Option<signaling::Signaling>,
+    /// An MQTT broker over websocket, the other signaling channel.
+    broker: Option<mqtt::Broker>,
     /// `RTCConfiguration.iceServers` for new connections.
     ice_servers: JsValue,
     on_event: Option<js_sys::Function>,
@@ -91,6 +94,7 @@ impl WasmNode {
             keys,
             links: BTreeMap::new(),
             signaling: None,
+            broker: None,
             ice_servers: js_sys::Array::new().into(),
             on_event: None,
             files: None,
@@ -144,6 +148,32 @@ impl WasmNode {
             feed(&weak, Input::SignalPeer { peer, online: false });
         }
         signaling::connect(&self.inner);
+    }
+
+    /// Signals through the MQTT broker at `url` (`ws(s)://host[:port]/path`) too, with
+    /// `ice_servers` for the links it sets up. Reconnects by itself when dropped; the page hears
+    /// `mqtt` events.
+    #[wasm_bindgen(js_name = connectMqtt)]
+    pub fn connect_mqtt(&self, url: String, ice_servers: JsValue) {
+        let was_up = {
+            let mut i = self.inner.borrow_mut();
+            let was_up = i.broker.take().is_some_and(|mut old| old.close());
+            let (mesh, me) = (i.node.config().mesh_id.clone(), i.keys.peer_id());
+            i.broker = Some(mqtt::Broker::new(url, &mesh, me));
+            i.ice_servers = ice_servers;
+            was_up
+        };
+        if was_up {
+            feed(&Rc::downgrade(&self.inner), Input::SignalBroker { up: false });
+        }
+        mqtt::connect(&self.inner);
+    }
+
+    /// Links to the peer with this PeerId (text form) over WebRTC, through whichever signaling
+    /// channel reaches it (a broker reaches anyone).
+    #[wasm_bindgen(js_name = connectPeer)]
+    pub fn connect_peer(&self, peer: &str) -> Result<(), JsError> {
+        self.command(Command::ConnectPeer { peer: parse_peer(peer)? }).map(|_| ())
     }
 
     /// Broadcasts a chat message.
@@ -236,6 +266,9 @@ impl WasmNode {
         inner.tick = None;
         if let Some(mut sig) = inner.signaling.take() {
             sig.close();
+        }
+        if let Some(mut broker) = inner.broker.take() {
+            broker.close();
         }
         inner.links.clear();
         if let (Some(id), Some(w)) = (inner.timer.take(), web_sys::window()) {
@@ -356,7 +389,9 @@ fn carry_out(inner: &Rc<RefCell<Inner>>, out: Output) {
             }
         }
         Output::SendSignal { to, data } => {
-            if let Some(sig) = &i.signaling {
+            // Every channel that reaches `to`: the recipient drops a second copy by nonce.
+            let published = i.broker.as_mut().is_some_and(|b| b.publish(&to, &data));
+            if let Some(sig) = i.signaling.as_ref().filter(|s| !published || s.reaches(&to)) {
                 sig.send(to, data);
             }
         }

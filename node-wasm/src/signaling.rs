@@ -61,6 +61,11 @@ impl Signaling {
         }
     }
 
+    /// Whether the server listed `peer` as online.
+    pub fn reaches(&self, peer: &PeerId) -> bool {
+        self.online.contains(peer)
+    }
+
     /// Closes the socket for good (the node stops, or another socket replaces it); returns
     /// the peers it reached, which the core must now count as unreachable.
     pub fn close(&mut self) -> BTreeSet<PeerId> {

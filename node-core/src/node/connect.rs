@@ -100,12 +100,32 @@ impl Node {
         if self.peers.link_of(&peer).is_some() || self.connects.contains_key(&peer) {
             return Ok(()); // linked already, or on its way
         }
+        if self.config.tcp_port.is_none() {
+            return self.connect_peer_over_rtc(now, peer);
+        }
         if self.connects.len() >= MAX_CONNECTS {
             return Err(CommandError::Busy("too many link attempts in progress"));
         }
         let session = self.rng.next_u64();
         self.connects.insert(peer, Attempt::new(session, Role::Initiator, now, now + NAT_WAIT.min(ROUTE_WAIT)));
         self.connect_send_hellos(now);
+        Ok(())
+    }
+
+    /// A node that links over WebRTC only (a browser) has no ladder to climb: it offers a data
+    /// channel through whichever signaling channel reaches the peer (a broker reaches anyone).
+    fn connect_peer_over_rtc(&mut self, now: Instant, peer: PeerId) -> Result<(), CommandError> {
+        if !self.config.webrtc {
+            return Err(CommandError::NotConnected(format!("{} (this node opens no links of its own)", peer.short())));
+        }
+        if !self.can_signal(&peer) {
+            return Err(CommandError::NotConnected(format!("{} (no signaling channel reaches it)", peer.short())));
+        }
+        if self.links.values().any(|l| l.expect == Some(peer)) {
+            return Ok(()); // on its way
+        }
+        self.peers.observe(peer, "", None, super::peers::Source::Manual, now);
+        self.open_rtc_link(now, peer);
         Ok(())
     }
 

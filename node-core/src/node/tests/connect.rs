@@ -274,3 +274,18 @@ fn with_a_broker_up_the_hello_goes_to_a_peer_never_seen_and_a_second_copy_change
     assert!(second.is_empty(), "the copy is dropped: {second:?}");
     assert_eq!(b.stats().duplicate_messages, 1);
 }
+
+#[test]
+fn a_browser_connects_to_a_peer_id_by_offering_webrtc_through_the_broker() {
+    let config = Config { webrtc: true, tcp_port: None, ..Config::default() };
+    let mut page = Node::new(config, keys(1), 1, t(0));
+    let kb = keys(2).peer_id();
+    assert!(page.command(t(1), Command::ConnectPeer { peer: kb }).is_err(), "no channel reaches B yet");
+    page.handle(t(1), Input::SignalBroker { up: true });
+    drain(&mut page);
+    page.command(t(2), Command::ConnectPeer { peer: kb }).unwrap();
+    let outs = drain(&mut page);
+    assert!(outs.iter().any(|o| matches!(o, Output::OpenRtc { peer, offer: None, .. } if *peer == kb)), "{outs:?}");
+    page.command(t(3), Command::ConnectPeer { peer: kb }).unwrap();
+    assert!(!drain(&mut page).iter().any(|o| matches!(o, Output::OpenRtc { .. })), "one attempt at a time");
+}
