@@ -235,9 +235,28 @@ $('link').addEventListener('submit', (ev) => {
   try {
     weft.connectPeer(input.value);
     logLine(`linking to ${input.value.trim().slice(0, 8)}…`, 'self');
-    input.value = '';
   } catch (e) {
     showError(`cannot link: ${e.message ?? e}`);
+  }
+});
+
+/** The doctor's answer for a PeerId, as lines a person reads. */
+function diagnosis(d) {
+  const lines = [];
+  if (d.link) lines.push(`linked over ${d.link}${d.rtt_ms != null ? `, ${d.rtt_ms} ms round trip` : ''}`);
+  else if (d.attempt_running) lines.push('not linked yet: an attempt is under way');
+  else lines.push('not linked');
+  if (d.report) lines.push(...d.report.summary);
+  return lines.join('\n');
+}
+
+$('doctor-button').addEventListener('click', () => {
+  const peer = $('link').elements.peer.value.trim();
+  try {
+    $('doctor').textContent = diagnosis(weft.doctor(peer));
+    $('doctor').hidden = false;
+  } catch (e) {
+    showError(`doctor: ${e.message ?? e}`);
   }
 });
 

@@ -215,6 +215,14 @@ export function chat(text) {
   running().chat(String(text));
 }
 
+/**
+ * What this node knows of its connectivity to a PeerId: `{peer_id, link, addr, rtt_ms,
+ * attempt_running, report}` (the `doctor` answer of `weft --json`).
+ */
+export function doctor(peerId) {
+  return running().doctor(String(peerId).trim());
+}
+
 /** Links to the node with this PeerId over WebRTC, through whichever signaling reaches it. */
 export function connectPeer(peerId) {
   running().connectPeer(String(peerId).trim());

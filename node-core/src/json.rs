@@ -75,6 +75,23 @@ pub fn event(e: &Event) -> Option<Value> {
     })
 }
 
+/// The `doctor` answer: the link, an attempt under way, and the last attempt's report with a
+/// readable summary.
+pub fn diagnosis(d: &crate::Diagnosis) -> Value {
+    let report = d.report.as_ref().map(|r| {
+        json!({"role": r.role, "linked": r.linked.map(|s| s.as_str()), "failure": r.failure,
+               "steps": r.steps, "took_ms": r.took_ms, "summary": r.summary()})
+    });
+    json!({
+        "event": "doctor", "peer_id": d.peer.to_string(),
+        "link": d.link.as_ref().and_then(|l| l.kind).map(|k| k.as_str()),
+        "addr": d.link.as_ref().and_then(|l| l.addr).map(|a| a.to_string()),
+        "rtt_ms": d.link.as_ref().and_then(|l| l.rtt).map(|r| r.as_millis() as u64),
+        "attempt_running": d.attempt_running,
+        "report": report,
+    })
+}
+
 /// The `peers` answer.
 pub fn peers(list: &[PeerSummary]) -> Value {
     let items: Vec<Value> = list

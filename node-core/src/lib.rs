@@ -64,6 +64,6 @@ pub mod sim;
 pub use config::Config;
 pub use identity::{Keypair as Identity, PeerId};
 pub use interface::*;
-pub use node::{MeshMap, Node, PeerSummary, Stats};
+pub use node::{Diagnosis, MeshMap, Node, PeerSummary, Stats};
 pub use time::Instant;
 pub use wire::{MsgId, TransferId};

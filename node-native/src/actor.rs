@@ -33,6 +33,8 @@ pub enum ToActor {
     Outbound(LinkId, NewLink),
     /// A WebRTC data channel opened.
     RtcUp(RtcUp),
+    /// The local API asks for a peer's connectivity report.
+    Diagnose(PeerId, oneshot::Sender<node_core::Diagnosis>),
     /// A UDP punch socket was bound and its public address asked for (`Output::PreparePunch`).
     PunchSocket {
         /// The punch.
@@ -186,6 +188,9 @@ impl Actor {
             ActorCommand::Peers(reply) => {
                 let _ = reply.send(self.node.peers());
             }
+            ActorCommand::Diagnose(peer, reply) => {
+                let _ = reply.send(self.node.diagnose(&peer));
+            }
             ActorCommand::Stats(reply) => {
                 use std::sync::atomic::Ordering::Relaxed;
                 let driver = crate::handle::DriverStats {
@@ -226,6 +231,9 @@ impl Actor {
                 self.node.handle(now, Input::LinkUp { link, peer, direction, remote_addr, kind: LinkKind::WebRtc });
             }
             ToActor::Opened { file, from, transfer_id, result } => self.opened(file, from, transfer_id, result),
+            ToActor::Diagnose(peer, reply) => {
+                let _ = reply.send(self.node.diagnose(&peer));
+            }
             // Not for a punch the core gave up on meanwhile: dropping the socket closes it.
             ToActor::PunchSocket { link, result: _ } if !self.node.has_link(link) => {}
             ToActor::PunchSocket { link, result } => match result.and_then(|(s, m)| Ok((s.local_addr()?.port(), s, m)))

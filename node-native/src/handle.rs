@@ -65,6 +65,7 @@ pub(crate) enum ActorCommand {
     Core(Command, oneshot::Sender<Result<CommandId, CommandError>>),
     Offer(OfferRequest),
     Peers(oneshot::Sender<Vec<PeerSummary>>),
+    Diagnose(PeerId, oneshot::Sender<node_core::Diagnosis>),
     Stats(oneshot::Sender<(Stats, DriverStats)>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -182,6 +183,14 @@ impl NodeHandle {
     pub async fn peers(&self) -> Result<Vec<PeerSummary>, RequestError> {
         let (tx, rx) = oneshot::channel();
         self.commands.send(ActorCommand::Peers(tx)).await.map_err(|_| RequestError::Stopped)?;
+        rx.await.map_err(|_| RequestError::Stopped)
+    }
+
+    /// What this node knows of its connectivity to `peer` ("doctor"): its link, an attempt
+    /// under way, the last attempt's report.
+    pub async fn diagnose(&self, peer: PeerId) -> Result<node_core::Diagnosis, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(ActorCommand::Diagnose(peer, tx)).await.map_err(|_| RequestError::Stopped)?;
         rx.await.map_err(|_| RequestError::Stopped)
     }
 

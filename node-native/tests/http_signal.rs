@@ -215,3 +215,27 @@ fn a_web_dir_without_a_page_is_refused_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("index.html"), "the error says what is missing: {stderr}");
 }
+
+#[test]
+fn the_local_api_doctor_reports_a_peer_and_refuses_what_is_not_a_peer_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = ["--no-discovery", "--bind", "127.0.0.1", "--mesh", MESH];
+    let a = Weft::start(dir.path(), "a", &[&base[..], &["--http", "127.0.0.1:0"]].concat());
+    let ready = a.wait_event(Duration::from_secs(5), |e| e["event"] == "ready").unwrap();
+    let http = ready["http"].as_str().unwrap().to_owned();
+    let b = Weft::start(dir.path(), "b", &[&base[..], &["--connect", &format!("127.0.0.1:{}", a.tcp_port)]].concat());
+    a.wait_event(Duration::from_secs(10), |e| e["event"] == "peer_connected" && e["peer_id"] == b.peer_id)
+        .expect("B links to A");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let get = |path: String| {
+            let url = format!("http://{http}{path}");
+            async move { reqwest::get(url).await.unwrap() }
+        };
+        let answer = get(format!("/v1/doctor/{}", b.peer_id)).await;
+        assert_eq!(answer.status(), 200);
+        let d: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!((d["peer_id"].as_str(), d["link"].as_str()), (Some(b.peer_id.as_str()), Some("tcp")), "{d}");
+        assert!(d["report"].is_null(), "a LAN dial crosses no NAT: nothing to report: {d}");
+        assert_eq!(get("/v1/doctor/not-a-peer".into()).await.status(), 400);
+    });
+}

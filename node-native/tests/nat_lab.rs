@@ -178,6 +178,24 @@ fn link_across(na: Nat, nb: Nat, args: &[&str], want: &str) {
             || step["reason"].as_str().is_some_and(|r| !r.is_empty());
         assert!(explained, "every step says what became of it: {step}");
     }
+    // The doctor answers with the same report and a summary naming the winner, and why every
+    // earlier strategy did not win.
+    a.send(serde_json::json!({"cmd": "doctor", "peer": b.peer_id}));
+    let doctor = a.wait_event(Duration::from_secs(5), |e| e["event"] == "doctor").expect("a doctor answer");
+    assert_eq!(doctor["report"]["linked"], want, "{doctor}");
+    let summary: Vec<&str> =
+        doctor["report"]["summary"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    assert!(summary[0].starts_with(&format!("linked by {want}")), "{summary:?}");
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(summary.len(), 1 + steps.len(), "{summary:?}");
+    for (line, step) in summary[1..].iter().zip(steps) {
+        let name = step["strategy"].as_str().unwrap();
+        assert!(line.starts_with(&format!("{name}: ")), "{line}");
+        if step["strategy"] != want {
+            let why = step["reason"].as_str().map(str::to_owned).unwrap_or_else(|| "timed out".into());
+            assert!(line.contains(&why), "{line} says why ({why})");
+        }
+    }
     let b_report = connectivity(&b, &a.peer_id);
     assert_eq!(b_report["linked"], want, "B agrees: {b_report}");
     assert_eq!(b_report["role"], "responder");

@@ -176,6 +176,13 @@ impl WasmNode {
         self.command(Command::ConnectPeer { peer: parse_peer(peer)? }).map(|_| ())
     }
 
+    /// What this node knows of its connectivity to `peer` (text form): the `doctor` object of
+    /// `weft --json` (its link, an attempt under way, the last attempt's report).
+    pub fn doctor(&self, peer: &str) -> Result<JsValue, JsError> {
+        let peer = parse_peer(peer)?;
+        Ok(to_js(&node_core::json::diagnosis(&self.inner.borrow().node.diagnose(&peer))))
+    }
+
     /// Broadcasts a chat message.
     pub fn chat(&self, text: String) -> Result<(), JsError> {
         self.command(Command::Chat { text }).map(|_| ())

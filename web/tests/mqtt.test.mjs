@@ -5,7 +5,8 @@
 //   node mqtt.test.mjs PATH/TO/weft-bootstrap PATH/TO/weft
 //
 // Asserts: the page reports the broker connected; linking to the node's PeerId gives a direct
-// WebRTC link at both ends; chat crosses both ways exactly once; no script errors.
+// WebRTC link at both ends, which the page's doctor shows; chat crosses both ways exactly once;
+// no script errors.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -83,6 +84,9 @@ try {
     const id = await p.page.evaluate(() => weft.peerId());
     await node.line('the node to list the page', 5_000,
       (l) => l.event === 'peer_connected' && l.peer_id === id && l.link === 'webrtc');
+    await p.page.click('#doctor-button');
+    const doctor = await p.page.textContent('#doctor');
+    assert.match(doctor, /^linked over webrtc/, 'the page\'s doctor shows the link');
 
     node.send({ cmd: 'chat', text: 'hello page, via a broker' });
     await p.page.waitForFunction(() => document.getElementById('log').textContent.includes('hello page, via a broker'),

@@ -60,3 +60,57 @@ pub struct ConnectReport {
     /// From the request to the end, in milliseconds.
     pub took_ms: u64,
 }
+
+impl ConnectReport {
+    /// The report as lines a person reads: the outcome, then each step with what became of it.
+    pub fn summary(&self) -> Vec<String> {
+        let mut lines = vec![match (&self.linked, &self.failure) {
+            (Some(s), _) => format!("linked by {} after {} ms", s.as_str(), self.took_ms),
+            (None, Some(why)) => format!("not linked after {} ms: {why}", self.took_ms),
+            (None, None) => format!("not linked after {} ms", self.took_ms),
+        }];
+        for step in &self.steps {
+            let what = match &step.result {
+                StepResult::Linked => format!("linked in {} ms", step.took_ms),
+                StepResult::Failed { reason } => format!("failed after {} ms: {reason}", step.took_ms),
+                StepResult::TimedOut => format!("timed out after {} ms", step.took_ms),
+                StepResult::Skipped { reason } => format!("skipped: {reason}"),
+            };
+            lines.push(format!("{}: {what}", step.strategy.as_str()));
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_the_winner_and_why_each_earlier_step_did_not_win() {
+        let report = ConnectReport {
+            role: Role::Initiator,
+            linked: Some(Strategy::UdpPunch),
+            failure: None,
+            steps: vec![
+                StepReport {
+                    strategy: Strategy::LanDirect,
+                    result: StepResult::Skipped { reason: "not on the same LAN".into() },
+                    took_ms: 0,
+                },
+                StepReport { strategy: Strategy::Reverse, result: StepResult::TimedOut, took_ms: 5000 },
+                StepReport { strategy: Strategy::UdpPunch, result: StepResult::Linked, took_ms: 400 },
+            ],
+            took_ms: 5600,
+        };
+        assert_eq!(
+            report.summary(),
+            [
+                "linked by udp-punch after 5600 ms",
+                "lan-direct: skipped: not on the same LAN",
+                "reverse: timed out after 5000 ms",
+                "udp-punch: linked in 400 ms",
+            ]
+        );
+    }
+}

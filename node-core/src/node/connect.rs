@@ -22,6 +22,8 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Attempts in progress at once (ours and the peers'): each may hold a relay session and dials.
 pub(super) const MAX_CONNECTS: usize = 16;
+/// Reports kept for [`Node::diagnose`] (the oldest goes first).
+const MAX_REPORTS: usize = 64;
 /// How long the initiator waits for the responder's `Welcome` (which may wait [`NAT_WAIT`]
 /// for the responder's own NAT report).
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(15);
@@ -526,6 +528,13 @@ impl Node {
             }
         }
         let report = ConnectReport { role: a.role, linked, failure, steps: a.steps, took_ms: ms(now - a.started) };
+        if self.reports.len() >= MAX_REPORTS && !self.reports.contains_key(&peer) {
+            let oldest = self.reports.iter().min_by_key(|(_, (at, _))| *at).map(|(p, _)| *p);
+            if let Some(oldest) = oldest {
+                self.reports.remove(&oldest);
+            }
+        }
+        self.reports.insert(peer, (now, report.clone()));
         self.emit(Event::Connectivity { peer, report });
     }
 }

@@ -108,6 +108,21 @@ pub struct Node {
     connects: BTreeMap<PeerId, connect::Attempt>,
     /// Whether the driver's broker channel is up ([`Input::SignalBroker`]).
     broker: bool,
+    /// The last connectivity report per peer, oldest evicted past `connect::MAX_REPORTS`.
+    reports: BTreeMap<PeerId, (Instant, crate::nat::report::ConnectReport)>,
+}
+
+/// What a node can tell about its connectivity to one peer ("doctor").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnosis {
+    /// The peer.
+    pub peer: PeerId,
+    /// The link it has now, if any.
+    pub link: Option<PeerSummary>,
+    /// Whether a link attempt ([`crate::Command::ConnectPeer`]) is under way.
+    pub attempt_running: bool,
+    /// The last attempt's report, if one ended.
+    pub report: Option<crate::nat::report::ConnectReport>,
 }
 
 /// A peer as the application sees it.
@@ -160,6 +175,7 @@ impl Node {
             nat: None,
             connects: BTreeMap::new(),
             broker: false,
+            reports: BTreeMap::new(),
         }
     }
 
@@ -211,6 +227,17 @@ impl Node {
                 })
             })
             .collect()
+    }
+
+    /// What this node knows of its connectivity to `peer`: its link, an attempt under way, the
+    /// last attempt's report.
+    pub fn diagnose(&self, peer: &PeerId) -> Diagnosis {
+        Diagnosis {
+            peer: *peer,
+            link: self.peers().into_iter().find(|p| p.peer == *peer),
+            attempt_running: self.connects.contains_key(peer),
+            report: self.reports.get(peer).map(|(_, r)| r.clone()),
+        }
     }
 
     /// Peers known but not necessarily linked (discovered, exchanged, or dialed by hand).

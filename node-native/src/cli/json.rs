@@ -34,6 +34,12 @@ pub enum JsonCommand {
     },
     /// List peers (answered by a `peers` event).
     Peers,
+    /// Connectivity to one peer (answered by a `doctor` event; starts a link attempt when
+    /// there is neither a link nor a report).
+    Doctor {
+        /// Peer id, unique id prefix, or name.
+        peer: String,
+    },
     /// Announce on the LAN now.
     Discover,
     /// Drop counters (answered by a `stats` event).

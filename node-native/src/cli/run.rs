@@ -13,7 +13,10 @@ use weft_native::{start, NodeConfig, NodeEvent, NodeHandle};
 const HELP: &str = "commands:
   <text>                 chat with everyone
   /peers                 list linked peers
-  /connect <host:port>   link to a node (or <name>, through the bootstrap server)
+  /connect <host:port>   link to a node (or <name>, through the bootstrap server; or <peer id>,
+                         wherever it is, through NATs)
+  /doctor <peer>         how this node links to <peer>: each strategy tried, and why it won or
+                         did not (checks now when there is nothing to report)
   /discover              announce on the LAN now
   /send <file> [peer]    send a file to one peer (or all)
   /msg <peer> <text>     direct message (peer: name, id or id prefix)
@@ -234,6 +237,7 @@ async fn json_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
             Err(e) => out.error("stopped", &e.to_string()),
         },
         JsonCommand::Discover => report(out, node.discover().await),
+        JsonCommand::Doctor { peer } => doctor(node, out, &peer).await,
         JsonCommand::Stats => match node.stats().await {
             Ok((s, d)) => println!(
                 "{}",
@@ -281,6 +285,7 @@ async fn prompt_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
             Err(e) => out.error("stopped", &e.to_string()),
         },
         "connect" if !arg.is_empty() => connect(node, out, arg).await,
+        "doctor" if !arg.is_empty() => doctor(node, out, arg).await,
         "name" => match arg.split_once(char::is_whitespace).map(|(a, n)| (a, n.trim())) {
             Some(("claim", name)) => name_answer(out, node.claim_name(name).await),
             Some(("lookup", name)) => name_answer(out, node.lookup_name(name).await),
@@ -302,8 +307,13 @@ async fn prompt_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
             },
             None => out.error("usage", "usage: /msg <peer> <text>"),
         },
-        "connect" | "send" => {
-            out.error("usage", &format!("usage: /{cmd} <{}>", if cmd == "send" { "file> [peer" } else { "host:port" }))
+        "connect" | "send" | "doctor" => {
+            let what = match cmd {
+                "send" => "file> [peer",
+                "doctor" => "peer",
+                _ => "host:port",
+            };
+            out.error("usage", &format!("usage: /{cmd} <{what}>"))
         }
         other => out.error("unknown_command", &format!("unknown command /{other}; /help lists them")),
     }
@@ -354,6 +364,46 @@ fn report<T>(out: &mut Out, r: Result<T, weft_native::RequestError>) {
 async fn find_peer(node: &NodeHandle, query: &str) -> Result<node_core::PeerId, String> {
     let peers = node.peers().await.map_err(|e| e.to_string())?;
     resolve::peer(query, &peers)
+}
+
+/// `/doctor`: the link and the last report; with neither, a link attempt whose report follows
+/// as a `connectivity` event.
+async fn doctor(node: &NodeHandle, out: &mut Out, who: &str) {
+    let peer = match who.parse::<node_core::PeerId>() {
+        Ok(id) => id,
+        Err(_) => match find_peer(node, who).await {
+            Ok(id) => id,
+            Err(e) => return out.error("unknown_peer", &e),
+        },
+    };
+    let d = match node.diagnose(peer).await {
+        Ok(d) => d,
+        Err(e) => return out.error("stopped", &e.to_string()),
+    };
+    let mut lines = Vec::new();
+    let mut started = false;
+    if let Some(link) = &d.link {
+        let kind = link.kind.map(|k| k.as_str()).unwrap_or("-");
+        let addr = link.addr.map(|a| format!(" at {a}")).unwrap_or_default();
+        lines.push(format!("{}: linked over {kind}{addr}", peer.short()));
+    }
+    match &d.report {
+        Some(r) => lines.extend(r.summary().into_iter().map(|l| format!("  {l}"))),
+        None if d.attempt_running => lines.push(format!("{}: a link attempt is under way", peer.short())),
+        None if d.link.is_some() => lines.push("  (linked without crossing NATs: no attempt to report)".into()),
+        None => match node.command(node_core::Command::ConnectPeer { peer }).await {
+            Ok(_) => {
+                started = true;
+                lines.push(format!("{}: not linked; trying now (the report follows)", peer.short()))
+            }
+            Err(e) => lines.push(format!("{}: not linked, and cannot try: {e}", peer.short())),
+        },
+    }
+    let mut answer = node_core::json::diagnosis(&d);
+    if started {
+        answer["attempt_running"] = json!(true);
+    }
+    out.info(answer, &lines.join("\n"));
 }
 
 async fn connect(node: &NodeHandle, out: &mut Out, target: &str) {

@@ -94,6 +94,14 @@ impl Ui {
             Event::PeerMisbehaved { peer, reason } => {
                 self.line(&format!("! {} broke the protocol: {}", peer.short(), printable(reason)))
             }
+            Event::Connectivity { peer, report } => {
+                let mut lines = report.summary().into_iter();
+                let first = lines.next().unwrap_or_default();
+                self.line(&format!("{}: {first}", peer.short()));
+                for l in lines {
+                    self.line(&format!("  {l}"));
+                }
+            }
             Event::NatDetected { report } => {
                 let public = report.public.map(|a| format!(", seen from outside as {a}")).unwrap_or_default();
                 self.line(&format!("NAT: {}{public}", report.nat_type.as_str()));

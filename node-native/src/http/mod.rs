@@ -65,7 +65,11 @@ pub(crate) async fn bind(config: &HttpConfig) -> std::io::Result<(TcpListener, S
 /// Serves on `listener` (from [`bind`]) until the node stops.
 pub(crate) fn spawn(listener: TcpListener, config: &HttpConfig, state: HttpState) {
     let stopped = state.to_actor.clone();
-    let app = Router::new().route("/v1/info", get(info)).route("/v1/signal", get(signal::upgrade)).with_state(state);
+    let app = Router::new()
+        .route("/v1/info", get(info))
+        .route("/v1/signal", get(signal::upgrade))
+        .route("/v1/doctor/{peer}", get(doctor))
+        .with_state(state);
     let app = match &config.web_dir {
         Some(dir) => app.fallback_service(tower_http::services::ServeDir::new(dir)),
         None => app.fallback(assets::serve),
@@ -73,6 +77,31 @@ pub(crate) fn spawn(listener: TcpListener, config: &HttpConfig, state: HttpState
     let own_names = Arc::new(own_host_names());
     let app = app.layer(axum::middleware::from_fn(move |req, next| guard_host(own_names.clone(), req, next)));
     tokio::spawn(serve::serve(listener, app, serve::ServeLimits::default(), async move { stopped.closed().await }));
+}
+
+/// `GET /v1/doctor/<peer id>`: this node's connectivity report for the peer (the `doctor` JSON
+/// of `weft --json`). It names addresses, so only this machine may ask.
+async fn doctor(
+    State(st): State<HttpState>,
+    axum::extract::ConnectInfo(from): axum::extract::ConnectInfo<SocketAddr>,
+    axum::extract::Path(peer): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    if !from.ip().to_canonical().is_loopback() {
+        return (StatusCode::FORBIDDEN, Json(json!({"error": "the doctor answers this machine only"}))).into_response();
+    }
+    let Ok(peer) = peer.parse::<PeerId>() else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "not a peer id"}))).into_response();
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if st.to_actor.send(ToActor::Diagnose(peer, tx)).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the node is stopping"}))).into_response();
+    }
+    match rx.await {
+        Ok(d) => Json(node_core::json::diagnosis(&d)).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the node is stopping"}))).into_response(),
+    }
 }
 
 /// Names this host answers to besides IP literals and `localhost`: its host name, and that name

@@ -183,6 +183,10 @@ fn a_symmetric_node_punches_udp_to_a_full_cone_with_its_next_port_predicted() {
     b.handle(t(6), Input::Frame { link: link_b, data: hello(&keys(1), "default") });
     let (ra, rb) = (report(&drain(&mut a)).expect("A reports"), report(&drain(&mut b)).expect("B reports"));
     assert_eq!((ra.linked, rb.linked), (Some(Strategy::UdpPunch), Some(Strategy::UdpPunch)), "{ra:?} {rb:?}");
+    let d = a.diagnose(&keys(2).peer_id());
+    assert_eq!(d.report, Some(ra), "the doctor keeps the report");
+    assert_eq!(d.link.and_then(|l| l.kind), Some(LinkKind::Quic));
+    assert!(!d.attempt_running);
 }
 
 #[test]
