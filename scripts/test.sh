@@ -15,6 +15,7 @@ need_pkg sysctl procps
 need_pkg nft nftables
 need_service_pkg turnutils_stunclient coturn coturn
 need_service_pkg mosquitto mosquitto mosquitto
+need_service_pkg miniupnpd miniupnpd-nftables miniupnpd
 need_pkg chromium chromium
 need_npm
 need_cargo

@@ -49,6 +49,8 @@ pub struct Config {
     /// Whether the driver runs a NAT probe ([`crate::Input::NatDetected`]): link attempts wait
     /// a few seconds for its report before describing this node without one.
     pub nat_probe: bool,
+    /// Whether the driver asks the LAN's router for a port mapping ([`crate::Input::PortMapped`]).
+    pub port_mapping: bool,
     /// Which hole punches the driver can carry out ([`crate::Output::PreparePunch`]).
     pub punch: crate::nat::plan::Punching,
 }
@@ -78,6 +80,7 @@ impl Default for Config {
             relay: false,
             punch: crate::nat::plan::Punching::default(),
             nat_probe: false,
+            port_mapping: false,
         }
     }
 }

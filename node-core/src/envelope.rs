@@ -323,6 +323,7 @@ mod tests {
             nat: Some(nat),
             relay: true,
             punch: Default::default(),
+            mapped: Some("198.51.100.7:7000".parse().unwrap()),
         };
         for step in [
             ConnectSignal::Hello { info: info.clone() },

@@ -160,6 +160,13 @@ pub enum Input {
         /// Reachable or not.
         online: bool,
     },
+    /// The driver asked the LAN's router for a port mapping to our TCP listener (UPnP IGD):
+    /// the public address it got, or `None` when there is no such router or it refused. Link
+    /// attempts wait a few seconds for this when [`crate::Config::port_mapping`] is set.
+    PortMapped {
+        /// The mapped public address.
+        tcp: Option<std::net::SocketAddr>,
+    },
     /// The driver's broker channel (MQTT) is connected (`up`), or no longer is. While it is, an
     /// envelope for any PeerId goes out through [`Output::SendSignal`], even to a peer the node
     /// has never seen (a broker delivers by topic, with no presence to consult).

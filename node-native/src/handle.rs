@@ -26,6 +26,13 @@ pub enum NodeEvent {
         /// Live peers it listed in our mesh.
         peers: usize,
     },
+    /// The router mapped a public port to our TCP listener (UPnP), or there is no mapping.
+    PortMapped {
+        /// The public address peers can dial.
+        external: Option<std::net::SocketAddr>,
+        /// Why there is none, when there is none.
+        error: Option<String>,
+    },
     /// The MQTT broker connected, or the connection failed or dropped (it is retried).
     Broker {
         /// The broker, without its password.

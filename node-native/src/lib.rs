@@ -70,6 +70,7 @@ mod signal_router;
 mod stream_link;
 mod tcp;
 mod udp;
+pub mod upnp;
 
 pub use bootstrap::{BootstrapConfig, BootstrapError, NameValue};
 pub use handle::{DriverStats, NodeEvent, NodeHandle, RequestError};
@@ -124,6 +125,9 @@ pub struct NodeConfig {
     /// A STUN responder (RFC 5780, as weft-bootstrap runs) to classify the NAT and map punch
     /// sockets with, instead of the bootstrap server's.
     pub stun: Option<SocketAddr>,
+    /// Ask the LAN's router for a port mapping (UPnP IGD), so peers anywhere can dial us. Only
+    /// with `lan_discovery`: without it the node sends nothing to the LAN at all.
+    pub upnp: bool,
     /// Which hole punches to try when linking across NATs (UDP then QUIC; TCP simultaneous
     /// open). Both by default; a network that mangles one can have it turned off.
     pub punch: node_core::nat::plan::Punching,
@@ -151,6 +155,7 @@ impl Default for NodeConfig {
             punch: node_core::nat::plan::Punching::ALL,
             mqtt: None,
             stun: None,
+            upnp: true,
             http: None,
         }
     }
@@ -245,6 +250,25 @@ fn bind_tcp(listen: SocketAddr) -> std::io::Result<TcpListener> {
     }
 }
 
+/// Asks the router for a port mapping to `listen`, tells the core and the user what came of it,
+/// and keeps the mapping until the node stops.
+async fn map_port(listen: SocketAddr, to_actor: mpsc::Sender<ToActor>, events: broadcast::Sender<NodeEvent>) {
+    let mapping = upnp::map_tcp(listen).await;
+    let tcp = mapping.as_ref().ok().map(|m| m.external);
+    let error = mapping.as_ref().err().map(|e| e.to_string());
+    if let Some(e) = &error {
+        tracing::info!("{e}");
+    }
+    let _ = events.send(NodeEvent::PortMapped { external: tcp, error });
+    if to_actor.send(ToActor::Input(Input::PortMapped { tcp })).await.is_err() {
+        return;
+    }
+    if let Ok(m) = mapping {
+        let stopped = async move { to_actor.closed().await };
+        m.keep(stopped).await;
+    }
+}
+
 /// Where the NAT probe and punch sockets find a STUN responder.
 enum StunSource {
     /// `--stun`.
@@ -315,6 +339,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         relay: config.bootstrap.is_some(),
         nat_probe: config.nat_probe && (config.stun.is_some() || config.bootstrap.is_some()),
         punch: config.punch,
+        port_mapping: config.upnp && config.lan_discovery,
         ..Config::default()
     };
     let chunk_size = core.chunk_size;
@@ -404,6 +429,9 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
     if let (true, Some(source)) = (config.nat_probe, stun) {
         let (to_actor, clock) = (to_actor_for_signal.clone(), clock);
         tokio::spawn(async move { probe_nat(source, &clock, &to_actor, &punch_stun).await });
+    }
+    if config.upnp && config.lan_discovery {
+        tokio::spawn(map_port(tcp_addr, to_actor_for_signal.clone(), events.clone()));
     }
     if let Some(addr) = config.stun {
         *rtc_settings.stun_urls.lock().unwrap_or_else(|e| e.into_inner()) = vec![format!("stun:{addr}")];

@@ -8,7 +8,7 @@ mod support;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use support::mosquitto::{accepts, Mosquitto, Watcher};
-use support::natlab::{Nat, NatLab, Side, PUBLIC_IP, PUBLIC_IP2};
+use support::natlab::{Nat, NatLab, Side, PUBLIC_IP, PUBLIC_IP2, ROUTER_A, ROUTER_B};
 use support::Weft;
 
 const HTTP_PORT: u16 = 8080;
@@ -105,7 +105,7 @@ fn each_node_reports_the_nat_type_its_router_was_given() {
         assert_eq!(report["type"], nat.reported(), "behind a {nat:?} router: {report}");
         assert_eq!(report["exact"], true, "the server has two addresses: {report}");
         let public: SocketAddr = report["public"].as_str().unwrap().parse().unwrap();
-        assert_eq!(public.ip(), IpAddr::from([198, 51, 100, 1]), "seen as the router's public address");
+        assert_eq!(public.ip(), IpAddr::V4(ROUTER_A), "seen as the router's public address");
         let allocation = &report["allocation"]["kind"];
         match nat {
             Nat::Symmetric => assert_eq!(allocation, "random", "masquerade random: {report}"),
@@ -210,7 +210,7 @@ fn link_across(na: Nat, nb: Nat, args: &[&str], want: &str) {
     assert_eq!(linked["link"], link_kind(want), "{linked}");
     if want != "relay" {
         // Direct: B's router's public address, not the server's.
-        assert!(linked["addr"].as_str().unwrap().starts_with("198.51.100.2:"), "{linked}");
+        assert!(linked["addr"].as_str().unwrap().starts_with(&format!("{ROUTER_B}:")), "{linked}");
     }
     let text = format!("hello across {na:?} x {nb:?}");
     a.send(serde_json::json!({"cmd": "chat", "text": text}));
@@ -262,9 +262,68 @@ fn with_only_an_mqtt_broker_port_restricted_nodes_punch_and_link() {
     assert!(seen.len() >= 4, "Hello, Welcome, the UDP step and its punch went through the broker: {seen:?}");
     for m in &seen {
         let text = String::from_utf8_lossy(&m.payload);
-        for secret in ["10.0.", "198.51.100", "udp-punch", "punch"] {
+        for secret in ["10.0.", "20.20.20", "udp-punch", "punch"] {
             assert!(!text.contains(secret), "{secret:?} readable on {}", m.topic);
         }
-        assert!(!m.payload.windows(3).any(|w| w == [198, 51, 100]), "a raw public address on {}", m.topic);
+        assert!(!m.payload.windows(3).any(|w| w == [20, 20, 20]), "a raw public address on {}", m.topic);
     }
+}
+
+/// Where Debian's miniupnpd is, or why the test cannot run (skips on a user's machine without
+/// it, fails under CI=true).
+fn miniupnpd() -> Option<std::path::PathBuf> {
+    let bin = std::path::PathBuf::from("/usr/sbin/miniupnpd");
+    if bin.exists() {
+        return Some(bin);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("the UPnP test must run under CI, but miniupnpd is not installed (apt-get install miniupnpd-nftables)");
+    }
+    eprintln!("skipping the UPnP test: miniupnpd is not installed (apt-get install miniupnpd-nftables)");
+    None
+}
+
+#[test]
+fn with_upnp_on_its_router_a_node_behind_a_symmetric_nat_is_dialled_directly() {
+    if !support::netns::required() {
+        return;
+    }
+    let Some(bin) = miniupnpd() else { return };
+    // Two symmetric NATs: no punch joins them, so without the router's mapping this pair goes
+    // through the relay.
+    let lab = NatLab::new(Nat::Symmetric, Nat::Symmetric);
+    let server = LabServer::start(&lab);
+    let dir = tempfile::tempdir().unwrap();
+    let _upnpd = lab.start_miniupnpd(Side::B, &bin, dir.path());
+    // B talks to its LAN (that is where the router listens); A does not.
+    let bind = lab.host_ip(Side::B).to_string();
+    // Neither dials the server's peer list, so the link comes from A's connect attempt (a dial
+    // to B's announced address would work too, through the same mapping).
+    let b_args = [
+        "--bind",
+        bind.as_str(),
+        "--bootstrap",
+        server.url.as_str(),
+        "--bootstrap-peers",
+        "0",
+        "--discovery-ports",
+        "47490",
+    ];
+    let b = Weft::start_with_prefix(dir.path(), "b", &b_args, &lab.exec(Side::B));
+    let mapped = b
+        .wait_event(Duration::from_secs(20), |e| e["event"] == "upnp")
+        .unwrap_or_else(|| panic!("B reported no UPnP outcome: {:#?}", b.events()));
+    assert_eq!(mapped["external"], format!("{ROUTER_B}:{}", b.tcp_port), "{mapped}");
+    let mut a = node(&lab, dir.path(), &server, Side::A, "a", &["--bootstrap-peers", "0", "--connect", &b.peer_id]);
+    let report = connectivity(&a, &b.peer_id);
+    eprintln!("symmetric x symmetric+UPnP: {report}");
+    assert_eq!(report["linked"], "public-direct", "{report}\nB: {:#?}", b.events());
+    let linked = a
+        .wait_event(Duration::from_secs(10), |e| e["event"] == "peer_connected" && e["peer_id"] == b.peer_id)
+        .expect("A lists B");
+    assert_eq!(linked["link"], "tcp", "{linked}");
+    assert_eq!(linked["addr"], mapped["external"], "A dialled the router's mapping: {linked}");
+    a.send(serde_json::json!({"cmd": "chat", "text": "through a mapped port"}));
+    b.wait_event(Duration::from_secs(10), |e| e["event"] == "chat" && e["text"] == "through a mapped port")
+        .expect("the chat crossed");
 }

@@ -71,6 +71,8 @@ pub struct EndpointInfo {
     pub relay: bool,
     /// Which hole punches its driver can carry out.
     pub punch: Punching,
+    /// A public address its router maps to its TCP listener (UPnP), if it got one.
+    pub mapped: Option<SocketAddr>,
 }
 
 /// Which hole punches a node's driver can carry out (a browser can do neither; a native node
@@ -171,11 +173,13 @@ fn why_not(s: Strategy, me: &EndpointInfo, peer: &EndpointInfo) -> Option<&'stat
                 _ => None,
             }
         }
+        Strategy::PublicDirect if peer.mapped.is_some() => None,
         Strategy::PublicDirect => match nat_type(peer) {
             Some(NatType::Open) => None,
             Some(_) => Some("the peer is behind a NAT"),
             None => Some("the peer's NAT is unknown"),
         },
+        Strategy::Reverse if me.mapped.is_some() => None,
         Strategy::Reverse => match nat_type(me) {
             Some(NatType::Open) => None,
             Some(_) => Some("we are behind a NAT"),
@@ -260,6 +264,7 @@ mod tests {
             nat: Some(r),
             relay: true,
             punch: Punching::ALL,
+            mapped: None,
         }
     }
 
@@ -304,6 +309,15 @@ mod tests {
     }
 
     #[test]
+    fn a_port_mapped_by_the_router_is_dialled_even_behind_symmetric_nats() {
+        let (a, mut b) = (behind("sym", 1), behind("sym", 2));
+        assert!(!tries(&plan(&a, &b)).contains(&Strategy::PublicDirect));
+        b.mapped = Some(SocketAddr::from(([198, 51, 100, 2], 7000)));
+        assert!(tries(&plan(&a, &b)).contains(&Strategy::PublicDirect), "A dials B's mapping");
+        assert!(tries(&plan(&b, &a)).contains(&Strategy::Reverse), "B asks A to dial its mapping");
+    }
+
+    #[test]
     fn open_hosts_are_dialled_or_asked_to_dial() {
         let mut open = behind("full", 1);
         open.nat.as_mut().unwrap().nat_type = NatType::Open;
@@ -320,6 +334,7 @@ mod tests {
             nat: None,
             relay: true,
             punch: Punching::ALL,
+            mapped: None,
         };
         let p = plan(&unknown, &unknown);
         assert_eq!(tries(&p), vec![Strategy::LanDirect, Strategy::Relay]);

@@ -91,6 +91,7 @@ impl Node {
             nat: self.nat.clone(),
             relay: self.config.relay,
             punch: self.config.punch,
+            mapped: self.port_mapping.flatten(),
         }
     }
 
@@ -135,7 +136,8 @@ impl Node {
     /// (a signaling channel or a link to route over) and our NAT report is in (or we waited
     /// long enough for it). Called when either changes, and on the attempt's timer.
     pub(super) fn connect_send_hellos(&mut self, now: Instant) {
-        let have_nat = self.nat.is_some() || !self.config.nat_probe;
+        let have_nat = (self.nat.is_some() || !self.config.nat_probe)
+            && (self.port_mapping.is_some() || !self.config.port_mapping);
         let ready: Vec<PeerId> = self
             .connects
             .iter()
@@ -572,8 +574,12 @@ fn sanitize(mut info: EndpointInfo) -> EndpointInfo {
     info
 }
 
-/// The peer's public TCP address, when it has no NAT: its public IP and its TCP listen port.
+/// The peer's public TCP address: the port its router mapped for it, or, when it has no NAT,
+/// its public IP and its TCP listen port.
 fn public_tcp(info: &EndpointInfo) -> Option<SocketAddr> {
+    if let Some(mapped) = info.mapped.filter(|m| is_public(m.ip())) {
+        return Some(mapped);
+    }
     let nat = info.nat.as_ref()?;
     if nat.nat_type != NatType::Open {
         return None;

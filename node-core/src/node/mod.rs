@@ -108,6 +108,9 @@ pub struct Node {
     connects: BTreeMap<PeerId, connect::Attempt>,
     /// Whether the driver's broker channel is up ([`Input::SignalBroker`]).
     broker: bool,
+    /// The router's port mapping to our TCP listener ([`Input::PortMapped`]): `None` until the
+    /// driver has tried, then what it got.
+    port_mapping: Option<Option<std::net::SocketAddr>>,
     /// The last connectivity report per peer, oldest evicted past `connect::MAX_REPORTS`.
     reports: BTreeMap<PeerId, (Instant, crate::nat::report::ConnectReport)>,
 }
@@ -175,6 +178,7 @@ impl Node {
             nat: None,
             connects: BTreeMap::new(),
             broker: false,
+            port_mapping: None,
             reports: BTreeMap::new(),
         }
     }
@@ -341,6 +345,10 @@ impl Node {
             Input::NatDetected { report } => {
                 self.nat = Some(report.clone());
                 self.emit(Event::NatDetected { report });
+                self.connect_send_hellos(now);
+            }
+            Input::PortMapped { tcp } => {
+                self.port_mapping = Some(tcp);
                 self.connect_send_hellos(now);
             }
         }

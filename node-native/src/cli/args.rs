@@ -91,9 +91,13 @@ pub struct RunArgs {
     /// Verbose logs on stderr (or set RUST_LOG).
     #[arg(long)]
     pub debug: bool,
-    /// Do not announce on or listen to the LAN (links only through --connect).
+    /// Do not announce on or listen to the LAN, nor ask its router for a port mapping (links
+    /// only through --connect).
     #[arg(long)]
     pub no_discovery: bool,
+    /// Do not ask the LAN's router for a port mapping (UPnP); --no-discovery implies it.
+    #[arg(long)]
+    pub no_upnp: bool,
     /// Do not punch UDP holes (QUIC) when linking across NATs.
     #[arg(long)]
     pub no_udp_punch: bool,

@@ -125,6 +125,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         punch: weft_native::node_core::nat::plan::Punching { udp: !args.no_udp_punch, tcp: !args.no_tcp_punch },
         mqtt: args.mqtt.clone(),
         stun: args.stun,
+        upnp: !args.no_upnp,
         ..NodeConfig::default()
     };
     let name = config.name.clone();
@@ -166,6 +167,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     json!({"event": "bootstrap_connected", "url": url, "server_key": server_key.map(|k| k.to_string()),
                            "observed_ip": observed_ip.to_string(), "peers": peers}),
                     &format!("bootstrap server {url} sees us at {observed_ip}; {peers} peers in the mesh there"),
+                ),
+                Ok(NodeEvent::PortMapped { external, error }) => out.info(
+                    json!({"event": "upnp", "external": external.map(|a| a.to_string()), "error": error}),
+                    &match (external, &error) {
+                        (Some(a), _) => format!("the router maps {a} to this node (UPnP)"),
+                        (None, Some(e)) => format!("no port mapping: {e}"),
+                        (None, None) => "no port mapping".to_owned(),
+                    },
                 ),
                 Ok(NodeEvent::Broker { url, connected, error }) => out.info(
                     json!({"event": "mqtt", "url": url, "connected": connected, "error": error}),

@@ -2,11 +2,15 @@
 //! namespaces this test creates (and removes on drop, processes first), so no traffic leaves them.
 //!
 //! ```text
-//!   internet 198.51.100.0/24 (bridge in `inet`)
-//!     pub   198.51.100.10 + .11     the bootstrap server and its STUN responder (two addresses)
-//!     ra    wan 198.51.100.1 | lan 10.0.1.1/24 -- a1 10.0.1.2
-//!     rb    wan 198.51.100.2 | lan 10.0.2.1/24 -- b1 10.0.2.2
+//!   internet 20.20.20.0/24 (bridge in `inet`)
+//!     pub   20.20.20.10 + .11       the bootstrap server and its STUN responder (two addresses)
+//!     ra    wan 20.20.20.1 | lan 10.0.1.1/24 -- a1 10.0.1.2
+//!     rb    wan 20.20.20.2 | lan 10.0.2.1/24 -- b1 10.0.2.2
 //! ```
+//!
+//! The "internet" is not a documentation range (RFC 5737): miniupnpd, the UPnP router of the
+//! UPnP test, refuses to map ports on an address it counts as reserved. It exists only inside
+//! the lab's namespaces.
 //!
 //! NAT behaviours are nftables rules on the routers (the recipe of `../shared/natlab`): full cone
 //! (a dynamic map of outbound mappings, inbound DNAT'ed through it), address-restricted (the same,
@@ -23,8 +27,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The server's two addresses.
-pub const PUBLIC_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
-pub const PUBLIC_IP2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
+pub const PUBLIC_IP: Ipv4Addr = Ipv4Addr::new(20, 20, 20, 10);
+pub const PUBLIC_IP2: Ipv4Addr = Ipv4Addr::new(20, 20, 20, 11);
+/// The routers' public addresses.
+pub const ROUTER_A: Ipv4Addr = Ipv4Addr::new(20, 20, 20, 1);
+pub const ROUTER_B: Ipv4Addr = Ipv4Addr::new(20, 20, 20, 2);
 
 /// A router's NAT behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,11 +97,7 @@ impl NatLab {
         let inet = lab.ns("inet");
         ip(&["-n", &inet, "link", "add", "br0", "type", "bridge"]);
         ip(&["-n", &inet, "link", "set", "br0", "up"]);
-        for (host, addrs) in [
-            ("pub", vec![PUBLIC_IP, PUBLIC_IP2]),
-            ("ra", vec![Ipv4Addr::new(198, 51, 100, 1)]),
-            ("rb", vec![Ipv4Addr::new(198, 51, 100, 2)]),
-        ] {
+        for (host, addrs) in [("pub", vec![PUBLIC_IP, PUBLIC_IP2]), ("ra", vec![ROUTER_A]), ("rb", vec![ROUTER_B])] {
             let ns = lab.ns(host);
             ip(&["-n", &inet, "link", "add", host, "type", "veth", "peer", "name", "wan", "netns", &ns]);
             ip(&["-n", &inet, "link", "set", host, "master", "br0", "up"]);
@@ -195,6 +198,59 @@ impl NatLab {
 }}"#
             ),
         );
+    }
+
+    /// The router namespace of `side`.
+    pub fn router_ns(&self, side: Side) -> String {
+        self.ns(match side {
+            Side::A => "ra",
+            Side::B => "rb",
+        })
+    }
+
+    /// Starts Debian's miniupnpd (`bin`) on `side`'s router: UPnP IGD for its LAN, mapping
+    /// ports of its public address to LAN hosts, with its configuration under `dir`. It is
+    /// killed with the lab's namespaces.
+    pub fn start_miniupnpd(&self, side: Side, bin: &std::path::Path, dir: &std::path::Path) -> std::process::Child {
+        let router = self.router_ns(side);
+        let lan = match side {
+            Side::A => "10.0.1.0/24",
+            Side::B => "10.0.2.0/24",
+        };
+        // Its chains, which it fills with DNAT rules; nothing else is decided here (the lab's
+        // own table lets DNAT'ed connections in).
+        nft(
+            &router,
+            r#"table inet miniupnpd {
+  chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
+  chain miniupnpd { }
+  chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
+  chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; }
+  chain prerouting_miniupnpd { }
+  chain postrouting_miniupnpd { }
+}"#,
+        );
+        let conf = dir.join("miniupnpd.conf");
+        let text = format!(
+            "ext_ifname=wan\nlistening_ip=lan\nenable_upnp=yes\nenable_natpmp=yes\nsecure_mode=yes\n\
+             upnp_table_name=miniupnpd\nupnp_nat_table_name=miniupnpd\nupnp_forward_chain=miniupnpd\n\
+             upnp_nat_chain=prerouting_miniupnpd\nupnp_nat_postrouting_chain=postrouting_miniupnpd\n\
+             uuid=2f8c6f4e-54b0-4c2e-9d1e-6b3f1e0a7c11\nallow 1024-65535 {lan} 1024-65535\n\
+             deny 0-65535 0.0.0.0/0 0-65535\n"
+        );
+        std::fs::write(&conf, text).unwrap();
+        let pid = dir.join("miniupnpd.pid");
+        Command::new("ip")
+            .args(["netns", "exec", &router])
+            .arg(bin)
+            .args(["-d", "-4", "-f"])
+            .arg(&conf)
+            .arg("-P")
+            .arg(&pid)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start miniupnpd")
     }
 
     /// Runs `f` on a thread inside the namespace `short` (sockets it makes live there).
