@@ -211,7 +211,7 @@ impl NatLab {
     /// Starts Debian's miniupnpd (`bin`) on `side`'s router: UPnP IGD for its LAN, mapping
     /// ports of its public address to LAN hosts, with its configuration under `dir`. It is
     /// killed with the lab's namespaces.
-    pub fn start_miniupnpd(&self, side: Side, bin: &std::path::Path, dir: &std::path::Path) -> std::process::Child {
+    pub fn start_miniupnpd(&self, side: Side, bin: &std::path::Path, dir: &std::path::Path) -> Daemon {
         let router = self.router_ns(side);
         let lan = match side {
             Side::A => "10.0.1.0/24",
@@ -240,7 +240,7 @@ impl NatLab {
         );
         std::fs::write(&conf, text).unwrap();
         let pid = dir.join("miniupnpd.pid");
-        Command::new("ip")
+        let child = Command::new("ip")
             .args(["netns", "exec", &router])
             .arg(bin)
             .args(["-d", "-4", "-f"])
@@ -250,12 +250,23 @@ impl NatLab {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start miniupnpd")
+            .expect("start miniupnpd");
+        Daemon(child)
     }
 
     /// Runs `f` on a thread inside the namespace `short` (sockets it makes live there).
     pub fn run_in<T: Send + 'static>(&self, short: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
         run_in_ns(&self.ns(short), f)
+    }
+}
+
+/// A process the lab started, killed (and reaped) on drop.
+pub struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
