@@ -1,6 +1,7 @@
 //! Small bounded collections for anything a peer can grow.
 
-use std::collections::{BTreeSet, VecDeque};
+use crate::time::Instant;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A set that forgets its oldest entries past a fixed capacity: the seen-cache for message ids
 /// and the nonce cache for announcements.
@@ -44,9 +45,72 @@ impl<T: Ord + Clone> BoundedSet<T> {
     }
 }
 
+/// What [`ExpiringSet::insert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// A new entry.
+    New,
+    /// It was there already (and has not expired).
+    Present,
+    /// The set is full of entries that have not expired: nothing was added.
+    Full,
+}
+
+/// A set whose entries each carry an expiry, for ids that must be remembered for exactly as long
+/// as they could come back (the signaling envelopes' replay cache). Unlike [`BoundedSet`], it
+/// never forgets an entry early: when full of live entries it refuses new ones, so a flood
+/// cannot push an id out to make room for its replay.
+#[derive(Debug, Clone)]
+pub struct ExpiringSet<T: Ord + Clone> {
+    capacity: usize,
+    by_expiry: BTreeSet<(Instant, T)>,
+    members: BTreeMap<T, Instant>,
+}
+
+impl<T: Ord + Clone> ExpiringSet<T> {
+    /// An empty set holding at most `capacity` live entries (at least one).
+    pub fn new(capacity: usize) -> Self {
+        ExpiringSet { capacity: capacity.max(1), by_expiry: BTreeSet::new(), members: BTreeMap::new() }
+    }
+
+    /// Forgets what expired by `now`, then inserts `value` until `expires`.
+    pub fn insert(&mut self, now: Instant, value: T, expires: Instant) -> Inserted {
+        while let Some((at, _)) = self.by_expiry.first() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, old)) = self.by_expiry.pop_first() {
+                self.members.remove(&old);
+            }
+        }
+        if self.members.contains_key(&value) {
+            return Inserted::Present;
+        }
+        if self.members.len() >= self.capacity {
+            return Inserted::Full;
+        }
+        self.by_expiry.insert((expires, value.clone()));
+        self.members.insert(value, expires);
+        Inserted::New
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiring_entries_stay_until_they_expire_and_a_full_set_refuses_rather_than_forgets() {
+        let t = |ms: u64| Instant::from_unix_ms(1_000_000 + ms);
+        let mut s = ExpiringSet::new(2);
+        assert_eq!(s.insert(t(0), 1, t(100)), Inserted::New);
+        assert_eq!(s.insert(t(0), 2, t(50)), Inserted::New);
+        assert_eq!(s.insert(t(10), 1, t(100)), Inserted::Present);
+        assert_eq!(s.insert(t(10), 3, t(100)), Inserted::Full, "1 and 2 are live: neither is forgotten");
+        assert_eq!(s.insert(t(10), 1, t(100)), Inserted::Present, "still remembered");
+        assert_eq!(s.insert(t(50), 3, t(150)), Inserted::New, "2 expired, making room");
+        assert_eq!(s.insert(t(100), 1, t(200)), Inserted::New, "1 expired: it could not be accepted any more");
+    }
 
     #[test]
     fn evicts_oldest_past_capacity() {

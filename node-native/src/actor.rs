@@ -196,6 +196,7 @@ impl Actor {
                 let driver = crate::handle::DriverStats {
                     dropped_datagrams: self.discovery.as_ref().map_or(0, |d| d.dropped.load(Relaxed)),
                     misaddressed_envelopes: self.router.misaddressed.load(Relaxed),
+                    throttled_envelopes: self.router.throttled.load(Relaxed),
                 };
                 let _ = reply.send((self.node.stats().clone(), driver));
             }

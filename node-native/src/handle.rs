@@ -56,8 +56,10 @@ pub enum NodeEvent {
 pub struct DriverStats {
     /// Discovery datagrams dropped because the node was busy.
     pub dropped_datagrams: u64,
-    /// Envelopes on our MQTT topic that were not for us.
+    /// Messages on our MQTT topic that were not envelopes for us.
     pub misaddressed_envelopes: u64,
+    /// Envelopes from the broker dropped for coming too fast.
+    pub throttled_envelopes: u64,
 }
 
 pub(crate) struct OfferRequest {

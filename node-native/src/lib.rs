@@ -201,6 +201,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The mesh name cannot be part of an MQTT topic.
+    #[error("--mqtt: the mesh name {0:?} has characters MQTT topics reserve (+, #, /)")]
+    MqttMesh(String),
     /// The MQTT client could not be set up.
     #[error("MQTT: {0}")]
     Mqtt(rustls::Error),
@@ -417,6 +420,9 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         _ => None,
     };
     if let Some(url) = &config.mqtt {
+        if !mqtt::topic_safe(&config.mesh) {
+            return Err(StartError::MqttMesh(config.mesh.clone()));
+        }
         let (router, to_actor, events) = (router.clone(), to_actor_for_signal.clone(), events.clone());
         mqtt::spawn(url.clone(), config.mesh.clone(), peer_id, router, to_actor, events).map_err(StartError::Mqtt)?;
     }

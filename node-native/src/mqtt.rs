@@ -12,7 +12,8 @@ use crate::handle::NodeEvent;
 use crate::signal_router::SignalRouter;
 use node_core::envelope::{Envelope, MAX_ENVELOPE_LEN};
 use node_core::{Input, PeerId};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode, TlsConfiguration, Transport};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -26,7 +27,11 @@ const QUEUE: usize = 256;
 /// Reconnect backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// Room for the topic and MQTT's own header around an envelope.
+/// Largest MQTT packet taken from the broker. MQTT 3.1.1 cannot tell a broker our limit, and
+/// an oversized packet ends the connection, so this is far above any envelope (which are
+/// checked against their own cap): a stranger's big message must not knock us off the broker.
+const MAX_INCOMING: usize = 4 << 20;
+/// Room for the topic and MQTT's own header around an envelope we publish.
 const PACKET_OVERHEAD: usize = 1024;
 
 /// Why a broker URL is unusable.
@@ -84,6 +89,12 @@ impl std::str::FromStr for BrokerUrl {
     }
 }
 
+/// Whether `mesh` can be a topic level: MQTT reserves `+` and `#` (wildcards) and `/` (the
+/// level separator), and forbids NUL.
+pub fn topic_safe(mesh: &str) -> bool {
+    !mesh.is_empty() && !mesh.contains(['+', '#', '/', '\0'])
+}
+
 /// The topic that reaches `peer` in `mesh`.
 pub fn topic(mesh: &str, peer: &PeerId) -> String {
     format!("{ROOT}/{mesh}/{peer}")
@@ -94,11 +105,17 @@ pub fn topic(mesh: &str, peer: &PeerId) -> String {
 pub struct BrokerSender {
     client: AsyncClient,
     mesh: String,
+    me: PeerId,
 }
 
 impl BrokerSender {
-    /// Queues `envelope` for `to`'s topic; false when the queue is full.
+    /// Queues `envelope` for `to`'s topic; false when the queue is full, or when the envelope is
+    /// not ours: the broker carries only what this node signed (it may hold credentials a
+    /// peer or a browser on our `/v1/signal` has no business using).
     pub fn publish(&self, to: &PeerId, envelope: Vec<u8>) -> bool {
+        if !Envelope::decode(&envelope).is_ok_and(|e| e.from == self.me) {
+            return false;
+        }
         self.client.try_publish(topic(&self.mesh, to), QoS::AtLeastOnce, false, envelope).is_ok()
     }
 }
@@ -108,8 +125,9 @@ fn options(url: &BrokerUrl, me: &PeerId) -> Result<MqttOptions, rustls::Error> {
     let id = format!("weft-{}-{:08x}", me.short(), rand::random::<u32>());
     let address = url.websocket.clone().unwrap_or_else(|| url.host.clone());
     let mut o = MqttOptions::new(id, address, url.port);
-    let cap = MAX_ENVELOPE_LEN + PACKET_OVERHEAD;
-    o.set_keep_alive(KEEPALIVE).set_clean_session(true).set_max_packet_size(cap, cap);
+    o.set_keep_alive(KEEPALIVE)
+        .set_clean_session(true)
+        .set_max_packet_size(MAX_INCOMING, MAX_ENVELOPE_LEN + PACKET_OVERHEAD);
     o.set_request_channel_capacity(QUEUE);
     if let Some((user, pass)) = &url.credentials {
         o.set_credentials(user, pass);
@@ -134,8 +152,9 @@ fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
 }
 
 /// Connects to the broker and keeps the connection up for as long as the node runs: subscribes
-/// to our topic on every (re)connect, hands what arrives there to the actor, and tells the
-/// router and the core whether the broker is reachable.
+/// to our topic on every (re)connect, hands what arrives there to the actor (at most
+/// [`RATE`] envelopes a second), and tells the router and the core whether the broker is
+/// reachable: only once the subscription is granted.
 pub fn spawn(
     url: BrokerUrl,
     mesh: String,
@@ -146,57 +165,97 @@ pub fn spawn(
 ) -> Result<(), rustls::Error> {
     let (client, mut eventloop) = AsyncClient::new(options(&url, &me)?, QUEUE);
     let mine = topic(&mesh, &me);
-    let sender = BrokerSender { client: client.clone(), mesh };
+    let sender = BrokerSender { client: client.clone(), mesh, me };
     tokio::spawn(async move {
         let mut up = false;
         let mut backoff = BACKOFF_MIN;
+        let mut budget = Budget::new();
+        let report = |connected: bool, error: Option<String>| {
+            let _ = events.send(NodeEvent::Broker { url: url.shown.clone(), connected, error });
+        };
         loop {
-            match eventloop.poll().await {
+            let event = tokio::select! {
+                e = eventloop.poll() => e,
+                () = to_actor.closed() => return, // the node stopped
+            };
+            let failure = match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    if client.try_subscribe(mine.clone(), QoS::AtLeastOnce).is_err() {
-                        continue; // the request queue is full: the next poll drains it
-                    }
-                    up = true;
                     backoff = BACKOFF_MIN;
-                    router.set_broker(Some(sender.clone()));
-                    let _ = to_actor.send(ToActor::Input(Input::SignalBroker { up: true })).await;
-                    let _ = events.send(NodeEvent::Broker { url: url.shown.clone(), connected: true, error: None });
+                    // The request queue is empty right after a connect; should it not be, the
+                    // missing SubAck shows as a broker that never comes up.
+                    let _ = client.try_subscribe(mine.clone(), QoS::AtLeastOnce);
+                    None
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    if ack.return_codes.iter().all(|c| matches!(c, SubscribeReasonCode::Success(_))) {
+                        up = true;
+                        router.set_broker(Some(sender.clone()));
+                        let _ = to_actor.send(ToActor::Input(Input::SignalBroker { up: true })).await;
+                        report(true, None);
+                        None
+                    } else {
+                        Some(format!("the broker refused the subscription to {mine}"))
+                    }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if p.topic != mine {
-                        continue;
-                    }
-                    // Only envelopes for us: the broker routes by topic, so anything else here
-                    // is someone using us as a relay.
-                    if !Envelope::decode(&p.payload).is_ok_and(|e| e.to == me) {
-                        tracing::debug!("dropping an MQTT message that is not an envelope for us");
-                        router.misaddressed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        continue;
-                    }
-                    let data = p.payload.to_vec();
-                    if to_actor.send(ToActor::Input(Input::Signal { data })).await.is_err() {
-                        return; // the node stopped
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    if up {
-                        up = false;
-                        router.set_broker(None);
-                        let _ = to_actor.send(ToActor::Input(Input::SignalBroker { up: false })).await;
-                    }
-                    let error = Some(e.to_string());
-                    let _ = events.send(NodeEvent::Broker { url: url.shown.clone(), connected: false, error });
-                    if to_actor.is_closed() {
+                    // Only envelopes for us, on our topic, at a bounded rate: the broker routes
+                    // by topic, so anything else here is someone using us as a relay, and
+                    // anyone on the broker can publish to us.
+                    let ours = p.topic == mine && Envelope::decode(&p.payload).is_ok_and(|e| e.to == me);
+                    if !ours {
+                        router.misaddressed.fetch_add(1, Ordering::Relaxed);
+                    } else if !budget.take() {
+                        router.throttled.fetch_add(1, Ordering::Relaxed);
+                    } else if to_actor.send(ToActor::Input(Input::Signal { data: p.payload.to_vec() })).await.is_err() {
                         return;
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    None
                 }
+                Ok(_) => None,
+                Err(e) => Some(e.to_string()),
+            };
+            let Some(error) = failure else { continue };
+            if up {
+                up = false;
+                router.set_broker(None);
+                let _ = to_actor.send(ToActor::Input(Input::SignalBroker { up: false })).await;
             }
+            report(false, Some(error));
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = to_actor.closed() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     });
     Ok(())
+}
+
+/// Envelopes taken from the broker per second, and the burst allowed above it.
+const RATE: f64 = 100.0;
+const BURST: f64 = 200.0;
+
+/// A token bucket for what arrives from the broker.
+struct Budget {
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Budget { tokens: BURST, at: tokio::time::Instant::now() }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        self.tokens = (self.tokens + (now - self.at).as_secs_f64() * RATE).min(BURST);
+        self.at = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
 }
 
 #[cfg(test)]
@@ -217,5 +276,7 @@ mod tests {
         assert_eq!(u.websocket.as_deref(), Some("ws://127.0.0.1:9001/mqtt"));
         assert!(matches!("http://x".parse::<BrokerUrl>(), Err(MqttUrlError::Scheme(_))));
         assert!(matches!("not a url".parse::<BrokerUrl>(), Err(MqttUrlError::Parse(..))));
+        assert!(topic_safe("default") && topic_safe("team-α"));
+        assert!(!topic_safe("a/b") && !topic_safe("+") && !topic_safe("x#") && !topic_safe(""));
     }
 }

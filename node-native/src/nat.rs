@@ -27,6 +27,9 @@ pub enum ProbeError {
     /// The probe's sockets could not be set up.
     #[error("cannot open the NAT probe's sockets: {0}")]
     Socket(#[from] std::io::Error),
+    /// The responder refused to answer.
+    #[error(transparent)]
+    Refused(#[from] node_core::nat::probe::ProbeRefused),
     /// The probe did not finish in time.
     #[error("the NAT probe did not finish within {0:?}")]
     Stuck(Duration),
@@ -123,8 +126,8 @@ pub async fn probe(target: StunTarget, clock: &Clock) -> Result<NatReport, Probe
                 // A lost send is a lost datagram: the probe's resends cover it.
                 let _ = sockets[request.socket].send_to(&stun::encode_request(&request), request.to).await;
             }
-            if let Some(report) = probe.result() {
-                return report;
+            if let Some(result) = probe.result() {
+                return result;
             }
             let wake = probe.poll_timeout().map(|at| at.saturating_duration_since(clock.now()));
             tokio::select! {
@@ -139,5 +142,5 @@ pub async fn probe(target: StunTarget, clock: &Clock) -> Result<NatReport, Probe
     };
     let result = tokio::time::timeout(DEADLINE, run).await.map_err(|_| ProbeError::Stuck(DEADLINE));
     readers.abort_all();
-    result
+    Ok(result??)
 }

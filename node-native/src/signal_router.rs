@@ -41,8 +41,10 @@ pub struct SignalRouter {
     server: Mutex<Option<(mpsc::Sender<ClientMsg>, HashSet<PeerId>)>>,
     /// The MQTT broker, while connected: it reaches any PeerId.
     broker: Mutex<Option<crate::mqtt::BrokerSender>>,
-    /// Envelopes that arrived on our MQTT topic addressed to someone else (dropped).
+    /// Messages on our MQTT topic that were not envelopes for us (dropped).
     pub misaddressed: std::sync::atomic::AtomicU64,
+    /// Envelopes from the broker dropped because they came faster than the node takes them.
+    pub throttled: std::sync::atomic::AtomicU64,
 }
 
 /// Why an envelope could not be handed to a channel.

@@ -154,7 +154,11 @@ impl WasmNode {
     /// `ice_servers` for the links it sets up. Reconnects by itself when dropped; the page hears
     /// `mqtt` events.
     #[wasm_bindgen(js_name = connectMqtt)]
-    pub fn connect_mqtt(&self, url: String, ice_servers: JsValue) {
+    pub fn connect_mqtt(&self, url: String, ice_servers: JsValue) -> Result<(), JsError> {
+        let mesh = self.inner.borrow().node.config().mesh_id.clone();
+        if mesh.is_empty() || mesh.contains(['+', '#', '/', '\0']) {
+            return Err(JsError::new("the mesh name has characters MQTT topics reserve (+, #, /)"));
+        }
         let was_up = {
             let mut i = self.inner.borrow_mut();
             let was_up = i.broker.take().is_some_and(|mut old| old.close());
@@ -167,6 +171,7 @@ impl WasmNode {
             feed(&Rc::downgrade(&self.inner), Input::SignalBroker { up: false });
         }
         mqtt::connect(&self.inner);
+        Ok(())
     }
 
     /// Links to the peer with this PeerId (text form) over WebRTC, through whichever signaling

@@ -33,6 +33,8 @@ pub struct Broker {
     /// Subscribed to our topic: envelopes can flow.
     up: bool,
     inbuf: Vec<u8>,
+    /// Bytes still to discard of an oversized packet (a stranger's, on our topic).
+    skip: usize,
     next_pid: Pid,
     backoff_ms: i32,
     handlers: Vec<Closure<dyn FnMut(JsValue)>>,
@@ -52,6 +54,7 @@ impl Broker {
             ws: None,
             up: false,
             inbuf: Vec::new(),
+            skip: 0,
             next_pid: Pid::new(),
             backoff_ms: 1000,
             handlers: Vec::new(),
@@ -64,9 +67,10 @@ impl Broker {
         format!("{}{peer}", self.prefix)
     }
 
-    /// Publishes an envelope for `to`; false when the broker is not connected.
+    /// Publishes an envelope for `to`; false when the broker is not connected, or when the
+    /// envelope is not one this node signed (the broker carries only our own).
     pub fn publish(&mut self, to: &PeerId, payload: &[u8]) -> bool {
-        if !self.up {
+        if !self.up || !Envelope::decode(payload).is_ok_and(|e| e.from == self.me) {
             return false;
         }
         let pid = self.next_pid;
@@ -169,6 +173,7 @@ pub fn connect(inner: &Rc<RefCell<Inner>>) {
     b.handlers = vec![on_open, on_message, on_close];
     b.ws = Some(ws);
     b.inbuf.clear();
+    b.skip = 0;
 }
 
 fn on_open(weak: &Weak<RefCell<Inner>>) {
@@ -198,13 +203,20 @@ fn on_bytes(weak: &Weak<RefCell<Inner>>, data: &[u8]) {
     {
         let mut i = inner.borrow_mut();
         let Some(b) = i.broker.as_mut() else { return };
-        if b.inbuf.len() + data.len() > MAX_BUFFERED {
-            fault = Some("the broker sent a packet over the size limit".to_owned());
-        } else {
-            b.inbuf.extend_from_slice(data);
-        }
+        // The rest of an oversized packet is dropped as it comes; what follows it is read.
+        let dropped = b.skip.min(data.len());
+        b.skip -= dropped;
+        b.inbuf.extend_from_slice(&data[dropped..]);
         while fault.is_none() {
             let len = match packet_len(&b.inbuf) {
+                // Anyone on the broker can publish to our topic: a packet no envelope fits in
+                // is skipped, not buffered, and does not cost us the connection.
+                Ok(Some(len)) if len > MAX_BUFFERED => {
+                    let here = len.min(b.inbuf.len());
+                    b.inbuf.drain(..here);
+                    b.skip = len - here;
+                    continue;
+                }
                 Ok(Some(len)) if len <= b.inbuf.len() => len,
                 Ok(_) => break,
                 Err(()) => {
@@ -221,10 +233,14 @@ fn on_bytes(weak: &Weak<RefCell<Inner>>, data: &[u8]) {
                     b.send(&Packet::Subscribe(Subscribe { pid, topics: vec![topic] }));
                 }
                 Ok(Some(Packet::Connack(c))) => fault = Some(format!("the broker refused us: {:?}", c.code)),
-                Ok(Some(Packet::Suback(_))) => {
-                    b.up = true;
-                    b.backoff_ms = 1000;
-                    became_up = true;
+                Ok(Some(Packet::Suback(ack))) => {
+                    if ack.return_codes.iter().all(|c| matches!(c, mqttrs::SubscribeReturnCodes::Success(_))) {
+                        b.up = true;
+                        b.backoff_ms = 1000;
+                        became_up = true;
+                    } else {
+                        fault = Some("the broker refused the subscription to our topic".to_owned());
+                    }
                 }
                 Ok(Some(Packet::Publish(p))) => {
                     if let QosPid::AtLeastOnce(pid) = p.qospid {

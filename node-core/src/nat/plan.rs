@@ -41,8 +41,11 @@ impl Strategy {
         match self {
             Strategy::LanDirect => Duration::from_secs(3),
             Strategy::PublicDirect | Strategy::Reverse => Duration::from_secs(5),
-            // The punch: the agreed start (≤ 1.2 s), 5 s of connects, the last one's 1.5 s.
-            Strategy::UdpPunch | Strategy::TcpSimultaneousOpen => Duration::from_secs(9),
+            // Two STUN bindings (≤ 1.2 s each, one per end, one after the other), the agreed
+            // start (≤ 1.2 s), 4 s of probes, a 3 s QUIC handshake.
+            Strategy::UdpPunch => Duration::from_secs(11),
+            // The agreed start (≤ 1.2 s), 5 s of connects, the last one's 1.5 s.
+            Strategy::TcpSimultaneousOpen => Duration::from_secs(9),
             Strategy::Relay => Duration::from_secs(20),
         }
     }

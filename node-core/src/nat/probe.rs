@@ -81,6 +81,15 @@ pub enum BindingResponse {
     },
 }
 
+/// The responder answered the plain binding request with an error: UDP gets through, but this
+/// responder tells us nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the STUN responder refused a plain binding request (error {code})")]
+pub struct ProbeRefused {
+    /// The STUN error code.
+    pub code: u16,
+}
+
 /// Retransmission timing for one request.
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeTiming {
@@ -143,6 +152,8 @@ pub struct NatProbe {
     filtering: Option<Filtering>,
     samples: Vec<Option<u16>>,
     primary_failed: bool,
+    /// The responder answered the first binding with this error: it works, but not for us.
+    primary_refused: Option<u16>,
     mapping_done: bool,
     filtering_done: bool,
     /// The server answered a CHANGE-REQUEST from the wrong address: filtering unknown.
@@ -174,6 +185,7 @@ impl NatProbe {
             filtering: None,
             samples: Vec::new(),
             primary_failed: false,
+            primary_refused: None,
             mapping_done: false,
             filtering_done: false,
             change_ignored: false,
@@ -196,17 +208,25 @@ impl NatProbe {
         self.in_flight.iter().map(|x| self.deadline(x)).min()
     }
 
-    /// The report, once every test has an answer or gave up.
-    pub fn result(&self) -> Option<NatReport> {
+    /// The report, once every test has an answer or gave up; an error when the responder
+    /// refused the plain binding request (UDP works, but there is nothing to learn from it).
+    pub fn result(&self) -> Option<Result<NatReport, ProbeRefused>> {
+        if let Some(code) = self.primary_refused {
+            return Some(Err(ProbeRefused { code }));
+        }
+        self.report()
+    }
+
+    fn report(&self) -> Option<Result<NatReport, ProbeRefused>> {
         if self.primary_failed {
-            return Some(NatReport {
+            return Some(Ok(NatReport {
                 nat_type: NatType::UdpBlocked,
                 public: None,
                 mapping: None,
                 filtering: None,
                 allocation: None,
                 exact: self.target.alt_ip.is_some(),
-            });
+            }));
         }
         if !self.mapping_done || !self.filtering_done || self.samples.len() < SAMPLES {
             return None;
@@ -222,14 +242,14 @@ impl NatProbe {
             (false, Some(Mapping::EndpointIndependent), _) => NatType::PortRestricted,
             (false, _, _) => NatType::Symmetric,
         };
-        Some(NatReport {
+        Some(Ok(NatReport {
             nat_type,
             public: Some(public),
             mapping: self.mapping,
             filtering: self.filtering,
             allocation: self.allocation(),
             exact: self.target.alt_ip.is_some() && !self.change_ignored,
-        })
+        }))
     }
 
     /// An answer on `socket` with transaction id `tid`, from `from`; anything not awaited is
@@ -320,13 +340,18 @@ impl NatProbe {
             _ => None,
         };
         match step {
-            Step::Primary => match mapped {
-                None => {
+            Step::Primary => match (mapped, response) {
+                (None, Some(BindingResponse::Error { code })) => {
+                    self.primary_refused = Some(code);
+                    self.in_flight.clear();
+                    self.outbox.clear();
+                }
+                (None, _) => {
                     self.primary_failed = true;
                     self.in_flight.clear();
                     self.outbox.clear();
                 }
-                Some(m1) => {
+                (Some(m1), _) => {
                     self.m1 = Some(m1);
                     let other_exists = self.target.alt_ip.is_some() || self.target.alt_port.is_some();
                     if other_exists {

@@ -91,7 +91,7 @@ impl Node {
             nat: self.nat.clone(),
             relay: self.config.relay,
             punch: self.config.punch,
-            mapped: self.port_mapping.flatten(),
+            mapped: self.port_mapping.flatten().filter(|m| is_public(m.ip())),
         }
     }
 
@@ -190,7 +190,9 @@ impl Node {
                 if a.session != session || a.role != Role::Responder || after_last.is_some_and(|l| strategy <= l) {
                     return;
                 }
-                // The initiator moved on: whatever the previous step left open is dropped.
+                // The initiator moved on: whatever the previous step left open is dropped, and
+                // a punch of the new step gets its own addresses.
+                a.punch_remote = None;
                 if let Some((s, since, links)) = a.current.take() {
                     a.steps.push(StepReport { strategy: s, result: StepResult::TimedOut, took_ms: ms(now - since) });
                     for l in links {
@@ -310,6 +312,7 @@ impl Node {
             let session = a.session;
             let remote = a.remote.clone().unwrap_or_default();
             a.deadline = now + strategy.timeout();
+            a.punch_remote = None; // each punch step exchanges its own addresses
             let links: Vec<LinkId> = match strategy {
                 Strategy::LanDirect => remote.addrs.iter().map(|addr| self.open_link(now, *addr, Some(peer))).collect(),
                 Strategy::PublicDirect => {
@@ -338,7 +341,9 @@ impl Node {
         };
         let addr = super::rtc::NO_ADDR;
         let direction = self.dialer_side(peer);
-        self.links.insert(link, super::links::Link::new(direction, kind, addr, Some(peer), now));
+        let mut l = super::links::Link::new(direction, kind, addr, Some(peer), now);
+        l.punched = true;
+        self.links.insert(link, l);
         self.outputs.push_back(Output::PreparePunch { link, peer, proto });
         link
     }
@@ -571,6 +576,9 @@ fn punch_strategy(proto: PunchProto) -> Strategy {
 /// A peer's side, cut down to what we are willing to act on.
 fn sanitize(mut info: EndpointInfo) -> EndpointInfo {
     info.addrs.truncate(MAX_ADDRS);
+    // A mapping on a private address (a router behind another NAT) is no use to us: the plan
+    // must not count on it.
+    info.mapped = info.mapped.filter(|m| is_public(m.ip()));
     info
 }
 

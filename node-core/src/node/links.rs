@@ -68,6 +68,8 @@ pub(super) struct Link {
     /// Whom the peer last said it is linked to (its peer-exchange list, at most
     /// `MAX_PEX_ENTRIES`): the edges of the mesh map beyond our own links.
     pub reported: Vec<(PeerId, String)>,
+    /// A hole punched for this pair only: its addresses are no use to anyone else.
+    pub punched: bool,
 }
 
 impl Link {
@@ -97,6 +99,7 @@ impl Link {
             rtc_candidates: 0,
             probe: None,
             reported: Vec::new(),
+            punched: false,
         }
     }
 
@@ -118,8 +121,10 @@ impl Link {
     /// inbound link with the listen port it told us. Not an IPv6 link-local address: its scope
     /// is an interface index of ours, meaningless to anyone else.
     pub(super) fn dialable_addr(&self) -> Option<SocketAddr> {
-        if self.kind != LinkKind::Tcp {
-            return None; // WebRTC addresses are ICE candidates, good for this session only
+        if self.kind != LinkKind::Tcp || self.punched {
+            // WebRTC addresses are ICE candidates, and punched ones NAT mappings: good for
+            // this session and this peer only.
+            return None;
         }
         let addr = match self.direction {
             Direction::Outbound => Some(self.addr),

@@ -58,6 +58,8 @@ pub struct Stats {
     pub bad_envelopes: u64,
     /// Envelopes of ours that could not be sealed (an oversized description, say).
     pub unsendable_envelopes: u64,
+    /// Envelopes refused because the replay cache was full of live entries (a flood).
+    pub envelope_cache_full: u64,
     /// WebRTC answers or candidates for no attempt we know (late, or meant for an earlier one).
     pub unmatched_signals: u64,
 }
@@ -95,7 +97,8 @@ pub struct Node {
     reply_budget: (Instant, u32),
     seen: BoundedSet<MsgId>,
     /// Envelopes already handled, by sender and nonce: replays and copies over a second path.
-    seen_envelopes: BoundedSet<(PeerId, [u8; 16])>,
+    /// Envelopes seen, until their clock window closes (the replay and duplicate cache).
+    seen_envelopes: crate::bounded::ExpiringSet<(PeerId, [u8; 16])>,
     transfers: Transfers,
     next_maintenance: Instant,
     /// A discovered peer's delayed dial, when it is due before the next maintenance tick.
@@ -154,7 +157,7 @@ impl Node {
         let next_announce = config.lan_discovery.then_some(now);
         Node {
             seen: BoundedSet::new(config.seen_cache),
-            seen_envelopes: BoundedSet::new(config.seen_cache),
+            seen_envelopes: crate::bounded::ExpiringSet::new(config.seen_cache),
             peers: PeerTable::new(config.max_known_peers),
             transfers: Transfers::new(config.transfer_window),
             next_peer_exchange: now + config.peer_exchange_interval + pex_jitter,

@@ -3,7 +3,8 @@
 //! a hop limit and deduplicated, like direct messages).
 
 use super::Node;
-use crate::envelope::{Envelope, SignalBody};
+use crate::bounded::Inserted;
+use crate::envelope::{Envelope, SignalBody, CLOCK_WINDOW};
 use crate::identity::PeerId;
 use crate::interface::{LinkId, Output};
 use crate::time::Instant;
@@ -16,7 +17,10 @@ impl Node {
         let now = self.now;
         match Envelope::seal(&self.keys, to, now, body, &mut self.rng) {
             Ok(env) => {
-                self.seen_envelopes.insert((env.from, env.nonce));
+                let expires = Instant::from_unix_ms(env.unix_ms) + CLOCK_WINDOW;
+                // Full of live entries: our own copy coming back is dropped by its signature
+                // check's clock window in the end, or answered twice at worst.
+                let _ = self.seen_envelopes.insert(now, (env.from, env.nonce), expires);
                 let hops = self.config.max_hops;
                 self.route_envelope(env, hops, None);
             }
@@ -32,18 +36,20 @@ impl Node {
         if let Some(link) = self.peers.link_of(&to) {
             return self.send(link, &Message::Signal { envelope, hops });
         }
-        if self.can_signal(&to) {
+        let on_channel = self.peers.get(&to).is_some_and(|p| p.signal);
+        // A broker carries only what we signed ourselves (nobody can use us to publish to it),
+        // and it has no presence: the mesh may reach the peer too, so the flood still goes.
+        if on_channel || (self.broker && envelope.from == self.me) {
             self.outputs.push_back(Output::SendSignal { to, data: envelope.encode() });
-            return;
         }
-        if hops == 0 || !self.has_room() {
+        if on_channel || hops == 0 || !self.has_room() {
             return;
         }
         self.flood(&Message::Signal { envelope, hops: hops - 1 }, arrived_on);
     }
 
-    /// Whether a driver channel reaches `peer`: a broker reaches everyone, a server or our
-    /// `/v1/signal` those online there.
+    /// Whether a driver channel reaches `peer` with our own envelopes: a broker reaches
+    /// everyone, a server or our `/v1/signal` those online there.
     pub(super) fn can_signal(&self, peer: &PeerId) -> bool {
         self.broker || self.peers.get(peer).is_some_and(|p| p.signal)
     }
@@ -71,10 +77,22 @@ impl Node {
             self.stats.bad_envelopes += 1;
             return;
         }
-        if !self.seen_envelopes.insert((envelope.from, envelope.nonce)) {
-            self.stats.duplicate_messages += 1;
-            return;
+        // Remembered until the envelope's clock window closes, after which `verify` refuses it
+        // anyway: no replay gets in, however many envelopes arrive meanwhile.
+        let expires = Instant::from_unix_ms(envelope.unix_ms) + CLOCK_WINDOW;
+        match self.seen_envelopes.insert(now, (envelope.from, envelope.nonce), expires) {
+            Inserted::New => {}
+            Inserted::Present => {
+                self.stats.duplicate_messages += 1;
+                return;
+            }
+            Inserted::Full => {
+                self.stats.envelope_cache_full += 1;
+                return;
+            }
         }
+        // A hop count above ours would let one envelope travel further than we allow.
+        let hops = hops.min(self.config.max_hops);
         if envelope.to != self.me {
             return self.route_envelope(envelope, hops, arrived_on);
         }

@@ -375,6 +375,29 @@ mod signaling {
     }
 
     #[test]
+    fn a_flood_of_fresh_envelopes_cannot_push_one_out_to_replay_it() {
+        let config = Config { tcp_port: Some(4000), webrtc: true, seen_cache: 3, ..Config::default() };
+        let mut n = Node::new(config, keys(1), 1, t(0));
+        let first = offer_from(&keys(2), n.peer_id(), 1, t(0), 1);
+        n.handle(t(10), Input::Signal { data: first.encode() });
+        for session in 2..=6 {
+            let flood = offer_from(&keys(3), n.peer_id(), session, t(0), session);
+            n.handle(t(10), Input::Signal { data: flood.encode() });
+        }
+        drain(&mut n);
+        assert_eq!(n.stats().envelope_cache_full, 3, "refused, not let in by forgetting older ones");
+        n.handle(t(20), Input::Signal { data: first.encode() });
+        assert_eq!(opened(&drain(&mut n)), 0, "the replay is still recognised");
+        assert_eq!(n.stats().duplicate_messages, 1);
+        // Once the clock window has closed, the cache has room again (and the old envelope
+        // could not be accepted any more anyway).
+        let later = t(0) + crate::envelope::CLOCK_WINDOW + Duration::from_millis(1);
+        let fresh = offer_from(&keys(3), n.peer_id(), 9, later, 9);
+        n.handle(later, Input::Signal { data: fresh.encode() });
+        assert_eq!(opened(&drain(&mut n)), 1);
+    }
+
+    #[test]
     fn an_offer_opens_an_answering_link_once_even_if_it_comes_twice() {
         let mut n = webrtc_node(1);
         let env = offer_from(&keys(2), n.peer_id(), 5, t(0), 1);

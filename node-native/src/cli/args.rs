@@ -58,7 +58,7 @@ pub struct RunArgs {
     /// needed. Envelopes are signed and sealed; the broker sees only ciphertext.
     #[arg(long, value_name = "URL")]
     pub mqtt: Option<weft_native::mqtt::BrokerUrl>,
-    /// A STUN responder (host:port; RFC 5780 behaviour tests need one with two addresses, as
+    /// A STUN responder (ip:port; RFC 5780 behaviour tests need one with two addresses, as
     /// weft-bootstrap runs) for the NAT probe and hole punching, instead of the bootstrap
     /// server's.
     #[arg(long, value_name = "ADDR")]
@@ -95,7 +95,8 @@ pub struct RunArgs {
     /// only through --connect).
     #[arg(long)]
     pub no_discovery: bool,
-    /// Do not ask the LAN's router for a port mapping (UPnP); --no-discovery implies it.
+    /// Do not ask the LAN's router for a port mapping (UPnP, which opens this node's TCP port to
+    /// the internet when the router grants it); --no-discovery implies it.
     #[arg(long)]
     pub no_upnp: bool,
     /// Do not punch UDP holes (QUIC) when linking across NATs.

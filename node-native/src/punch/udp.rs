@@ -33,7 +33,7 @@ const PROBE_FOR: Duration = Duration::from_secs(4);
 /// Probes sent in one go once an end is done, so the other learns it was heard.
 const LAST_WORDS: usize = 3;
 /// The QUIC handshake after the punch.
-const QUIC_TIMEOUT: Duration = Duration::from_secs(4);
+const QUIC_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A punch probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -178,6 +178,8 @@ pub async fn link(
                 incoming.refuse();
                 continue;
             }
+            // A failed handshake ends the punch: the peer is the only one who knows when and
+            // where to connect (a host sharing its public IP could spoil it, not get in).
             break incoming.await?;
         };
         // One link per punch: nobody else gets to connect to this socket.

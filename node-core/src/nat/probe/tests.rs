@@ -129,7 +129,7 @@ fn run(model: &mut Model) -> (NatReport, Duration) {
             }
         }
         if let Some(report) = probe.result() {
-            return (report, now - t0);
+            return (report.expect("the model answers the plain binding"), now - t0);
         }
         now = probe.poll_timeout().expect("an unfinished probe has a timer");
         probe.handle_timeout(now);
@@ -228,4 +228,16 @@ fn a_responder_that_ignores_change_requests_does_not_make_a_full_cone() {
     assert_eq!(r.filtering, None, "unknown, not endpoint-independent: {r:?}");
     assert!(!r.exact);
     assert_eq!(r.nat_type, NatType::PortRestricted, "the cautious guess: {r:?}");
+}
+
+#[test]
+fn a_responder_refusing_the_plain_binding_is_an_error_not_blocked_udp() {
+    let target = StunTarget { primary: SocketAddr::new(SERVER, 3478), alt_port: Some(3479), alt_ip: None };
+    let ports: [u16; SOCKETS] = core::array::from_fn(|i| 50_000 + i as u16);
+    let now = Instant::from_unix_ms(1_000_000);
+    let mut probe = NatProbe::new(target, vec![LOCAL], ports, ProbeTiming::default(), 7, now);
+    let req = probe.poll_transmit().expect("the first binding");
+    probe.handle_response(now, req.socket, req.tid, target.primary, BindingResponse::Error { code: 400 });
+    assert!(matches!(probe.result(), Some(Err(ProbeRefused { code: 400 }))), "{:?}", probe.result());
+    assert_eq!(probe.poll_timeout(), None, "nothing more to wait for");
 }

@@ -293,3 +293,28 @@ fn a_browser_connects_to_a_peer_id_by_offering_webrtc_through_the_broker() {
     page.command(t(3), Command::ConnectPeer { peer: kb }).unwrap();
     assert!(!drain(&mut page).iter().any(|o| matches!(o, Output::OpenRtc { .. })), "one attempt at a time");
 }
+
+#[test]
+fn when_the_udp_punch_fails_the_tcp_punch_still_gets_its_own_addresses() {
+    let a = natted_with(1, "198.51.100.1:40000", Punching::ALL, Mapping::EndpointIndependent);
+    let b = natted_with(2, "198.51.100.2:40000", Punching::ALL, Mapping::EndpointIndependent);
+    let (mut a, mut b, outs_a, _) = introduce(a, b);
+    let udp_a = prepared_for(&outs_a, PunchProto::Udp).expect("UDP first");
+    a.handle(t(4), Input::PunchPrepared { link: udp_a, local_port: 41001, mapped: Some(addr("198.51.100.1:41001")) });
+    let (_, outs_b) = pump(&mut a, &mut b, t(4));
+    let udp_b = prepared_for(&outs_b, PunchProto::Udp).expect("the responder's UDP socket");
+    b.handle(t(5), Input::PunchPrepared { link: udp_b, local_port: 41002, mapped: Some(addr("198.51.100.2:41002")) });
+    let (outs_a, _) = pump(&mut a, &mut b, t(5));
+    assert!(punch(&outs_a).is_some(), "A punches UDP");
+    // The UDP punch fails: A moves on to TCP, and this time both ends punch again.
+    a.handle(t(6), Input::LinkFailed { link: udp_a, reason: "nothing came back".into() });
+    let (outs_a, _) = pump(&mut a, &mut b, t(6));
+    let tcp_a = prepared_for(&outs_a, PunchProto::Tcp).expect("then TCP");
+    a.handle(t(7), Input::PunchPrepared { link: tcp_a, local_port: 42001, mapped: None });
+    let (_, outs_b) = pump(&mut a, &mut b, t(7));
+    let tcp_b = prepared_for(&outs_b, PunchProto::Tcp).expect("the responder takes the TCP step's punch");
+    b.handle(t(8), Input::PunchPrepared { link: tcp_b, local_port: 42002, mapped: None });
+    let (outs_a, outs_b) = pump(&mut a, &mut b, t(8));
+    assert_eq!(punch(&outs_b), Some((tcp_b, addr("198.51.100.1:42001"))));
+    assert_eq!(punch(&outs_a), Some((tcp_a, addr("198.51.100.2:42002"))));
+}
