@@ -69,6 +69,8 @@ mod rtc_runtime;
 mod signal_router;
 mod stream_link;
 mod tcp;
+#[cfg(test)]
+mod test_keys;
 mod udp;
 pub mod upnp;
 

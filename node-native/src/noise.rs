@@ -241,6 +241,7 @@ impl Opener {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_keys::around;
 
     /// Runs `handshake_between` on both ends of a pipe: `a` expecting `a_expects`, `b` expecting
     /// `b_expects`.
@@ -270,15 +271,6 @@ mod tests {
         };
         let (l, r) = tokio::join!(left, right);
         (l, r)
-    }
-
-    /// Keys that sort below and above `me` (the lower id initiates), from secrets starting at
-    /// `from`.
-    fn around(me: &Keypair, from: u8) -> (Keypair, Keypair) {
-        let keys = (from..=u8::MAX).map(|s| Keypair::from_secret([s; 32]));
-        let below = keys.clone().find(|k| k.peer_id() < me.peer_id()).unwrap();
-        let above = keys.clone().find(|k| k.peer_id() > me.peer_id()).unwrap();
-        (below, above)
     }
 
     #[tokio::test]

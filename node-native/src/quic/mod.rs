@@ -204,6 +204,7 @@ async fn expect_preamble(recv: &mut RecvStream) -> Result<(), QuicError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_keys::around;
 
     /// Links `a` (expecting `a_expects`) and `b` (expecting `b_expects`) over two loopback
     /// sockets; each side's result, and on success the streams.
@@ -231,15 +232,6 @@ mod tests {
             Err(_) => Err("timed out".to_owned()),
         };
         (flat(l), flat(r))
-    }
-
-    /// Keys that sort below and above `me` (which end connects and which accepts follows the
-    /// ids), made from secrets starting at `from`.
-    fn around(me: &Keypair, from: u8) -> (Keypair, Keypair) {
-        let keys = (from..=u8::MAX).map(|s| Keypair::from_secret([s; 32]));
-        let below = keys.clone().find(|k| k.peer_id() < me.peer_id()).unwrap();
-        let above = keys.clone().find(|k| k.peer_id() > me.peer_id()).unwrap();
-        (below, above)
     }
 
     #[tokio::test]
