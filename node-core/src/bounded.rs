@@ -95,6 +95,42 @@ impl<T: Ord + Clone> ExpiringSet<T> {
     }
 }
 
+/// A token bucket: at most `burst` events at once, then one more per `every`. It caps how fast a
+/// peer's messages may change state that honest peers hold (views, tables) so that a flood of
+/// lies can only push out a few entries, not all of them.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    burst: u32,
+    every: core::time::Duration,
+    tokens: u32,
+    last: Option<Instant>,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(burst: u32, every: core::time::Duration) -> Self {
+        TokenBucket { burst, every, tokens: burst, last: None }
+    }
+
+    /// Takes a token at `now` if there is one.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let last = *self.last.get_or_insert(now);
+        let every = self.every.as_micros().max(1);
+        let earned = u32::try_from((now - last).as_micros() / every).unwrap_or(u32::MAX);
+        if earned > 0 {
+            self.tokens = self.tokens.saturating_add(earned).min(self.burst);
+            let spent =
+                core::time::Duration::from_micros(u64::try_from(u128::from(earned) * every).unwrap_or(u64::MAX));
+            self.last = Some(last + spent);
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +158,18 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert!(!s.contains(&1));
         assert!(s.contains(&2) && s.contains(&3));
+    }
+
+    #[test]
+    fn a_token_bucket_allows_its_burst_then_one_per_interval() {
+        let mut b = TokenBucket::new(2, core::time::Duration::from_secs(10));
+        let t = |s: u64| Instant::from_unix_ms(s * 1000);
+        assert!(b.take(t(0)) && b.take(t(0)));
+        assert!(!b.take(t(9)), "empty until a whole interval has passed");
+        assert!(b.take(t(10)));
+        assert!(!b.take(t(15)));
+        assert!(b.take(t(20)));
+        // A long quiet spell refills no more than the burst.
+        assert!(b.take(t(1000)) && b.take(t(1000)) && !b.take(t(1000)));
     }
 }

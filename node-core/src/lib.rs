@@ -51,6 +51,7 @@ pub mod nat;
 mod node;
 #[cfg(feature = "openapi")]
 mod openapi;
+pub mod overlay;
 pub mod presence;
 mod serde_forms;
 pub mod signal;
