@@ -3,3 +3,4 @@
 //! over the peer id, so the simulator drives thousands of them.
 
 pub mod hyparview;
+pub mod plumtree;

@@ -1,0 +1,190 @@
+//! PlumTree on a fixed graph with latency, and against peers that lie.
+use super::*;
+
+fn t(ms: u64) -> Instant {
+    Instant::from_unix_ms(1_000_000 + ms)
+}
+
+/// Nodes on a fixed graph; every link takes `latency(a, b)` ms one way.
+struct Net {
+    nodes: Vec<PlumTree<usize, u64>>,
+    /// (arrival, seq) → (from, to, message) or a timer.
+    queue: BTreeMap<(Instant, u64), Event>,
+    seq: u64,
+    now: Instant,
+    dead: BTreeSet<usize>,
+    delivered: BTreeMap<u64, Vec<(usize, u16)>>,
+}
+
+enum Event {
+    Message(usize, usize, Message<u64>),
+    Timer(usize, Timer<u64>),
+}
+
+/// Links take 10 ms plus a little per pair, so paths differ in length.
+fn latency(a: usize, b: usize) -> Duration {
+    Duration::from_millis(10 + ((a * 7 + b * 13) % 11) as u64)
+}
+
+impl Net {
+    /// A ring of `n` with chords to the node `n / 3` away: every node has four neighbors.
+    fn ring(n: usize) -> Self {
+        let mut nodes: Vec<PlumTree<usize, u64>> = (0..n).map(|_| PlumTree::new(Config::default())).collect();
+        for (i, node) in nodes.iter_mut().enumerate() {
+            for j in [(i + 1) % n, (i + n - 1) % n, (i + n / 3) % n, (i + n - n / 3) % n] {
+                node.neighbor_up(j);
+            }
+        }
+        Net { nodes, queue: BTreeMap::new(), seq: 0, now: t(0), dead: BTreeSet::new(), delivered: BTreeMap::new() }
+    }
+
+    fn drain(&mut self, i: usize) {
+        while let Some(out) = self.nodes[i].poll() {
+            self.seq += 1;
+            match out {
+                Out::Send(to, m) => {
+                    let at = self.now + latency(i, to);
+                    self.queue.insert((at, self.seq), Event::Message(i, to, m));
+                }
+                Out::Schedule(at, timer) => {
+                    self.queue.insert((at, self.seq), Event::Timer(i, timer));
+                }
+                Out::Deliver { id, hops, .. } => self.delivered.entry(id).or_default().push((i, hops)),
+            }
+        }
+    }
+
+    fn broadcast(&mut self, origin: usize, id: u64) {
+        assert!(self.nodes[origin].broadcast(self.now, id, vec![1, 2, 3]));
+        self.delivered.entry(id).or_default().push((origin, 0));
+        self.drain(origin);
+        self.run();
+    }
+
+    fn run(&mut self) {
+        while let Some(((at, _), event)) = self.queue.pop_first() {
+            self.now = at;
+            match event {
+                Event::Message(from, to, m) => {
+                    if self.dead.contains(&to) {
+                        continue;
+                    }
+                    self.nodes[to].handle(at, from, m);
+                    self.drain(to);
+                }
+                Event::Timer(i, timer) => {
+                    if !self.dead.contains(&i) {
+                        self.nodes[i].timer(at, timer);
+                        self.drain(i);
+                    }
+                }
+            }
+        }
+    }
+
+    fn payloads(&self) -> u64 {
+        self.nodes.iter().map(|n| n.stats().payloads_received).sum()
+    }
+
+    /// Who got message `id`, each once.
+    fn reached(&self, id: u64) -> BTreeSet<usize> {
+        let got = &self.delivered[&id];
+        let set: BTreeSet<usize> = got.iter().map(|(i, _)| *i).collect();
+        assert_eq!(set.len(), got.len(), "a node delivered {id} twice");
+        set
+    }
+}
+
+#[test]
+fn the_first_broadcast_prunes_a_tree_and_later_ones_travel_it_without_duplicates() {
+    let n = 30;
+    let mut net = Net::ring(n);
+    net.broadcast(0, 1);
+    assert_eq!(net.reached(1).len(), n);
+    let first = net.payloads();
+    assert!(first > (n - 1) as u64, "the first one floods: {first}");
+    let before = net.payloads();
+    net.broadcast(5, 2);
+    assert_eq!(net.reached(2).len(), n);
+    let second = net.payloads() - before;
+    // A tree over n nodes has n - 1 edges: each node gets the payload once.
+    assert_eq!(second, (n - 1) as u64, "the second travels the tree only");
+    let eager_edges: usize = net.nodes.iter().map(|x| x.eager().len()).sum();
+    assert_eq!(eager_edges, 2 * (n - 1), "eager links form a spanning tree, both ways");
+}
+
+#[test]
+fn when_a_tree_node_dies_the_announcements_graft_the_tree_back_together() {
+    let n = 30;
+    let mut net = Net::ring(n);
+    net.broadcast(0, 1);
+    // Kill the node with the most eager links, and tell its neighbors.
+    let victim = (1..n).max_by_key(|i| net.nodes[*i].eager().len()).unwrap();
+    net.dead.insert(victim);
+    for node in &mut net.nodes {
+        node.neighbor_down(&victim);
+    }
+    net.broadcast(0, 2);
+    let alive: BTreeSet<usize> = (0..n).filter(|i| *i != victim).collect();
+    assert_eq!(net.reached(2), alive);
+    let grafts: u64 = net.nodes.iter().map(|x| x.stats().grafts).sum();
+    assert!(grafts >= 1, "the cut-off part was grafted back");
+    // And the healed tree carries the next one without grafts.
+    net.broadcast(0, 3);
+    assert_eq!(net.reached(3), alive);
+    assert_eq!(net.nodes.iter().map(|x| x.stats().grafts).sum::<u64>(), grafts);
+}
+
+#[test]
+fn ten_thousand_announcements_of_messages_that_do_not_exist_are_bounded_and_forgotten() {
+    let c = Config::default();
+    let mut node: PlumTree<usize, u64> = PlumTree::new(c.clone());
+    node.neighbor_up(1);
+    node.neighbor_up(2);
+    let ids: Vec<(u64, u16)> = (0..10_000).map(|i| (i, 1)).collect();
+    for batch in ids.chunks(100) {
+        node.handle(t(0), 1, Message::IHave(batch.to_vec()));
+    }
+    assert!(node.missing_len() <= c.missing_capacity);
+    assert!(node.stats().announcements_dropped > 0);
+    let timers: Vec<Timer<u64>> = std::iter::from_fn(|| node.poll())
+        .filter_map(|o| match o {
+            Out::Schedule(_, timer) => Some(timer),
+            _ => None,
+        })
+        .collect();
+    assert!(timers.len() <= c.missing_capacity);
+    // Each costs one graft to the liar, then it is forgotten.
+    for timer in timers {
+        node.timer(t(600), timer);
+    }
+    assert_eq!(node.missing_len(), 0);
+    assert!(node.stats().grafts <= c.missing_capacity as u64);
+    // The honest neighbor is still there to carry real messages.
+    assert!(node.eager().contains(&2));
+    while node.poll().is_some() {}
+    node.handle(t(700), 2, Message::Gossip { id: 77_777, hops: 1, payload: vec![9] });
+    let delivered = std::iter::from_fn(|| node.poll()).filter(|o| matches!(o, Out::Deliver { .. })).count();
+    assert_eq!(delivered, 1);
+}
+
+#[test]
+fn a_graft_for_an_unknown_id_and_messages_from_strangers_send_nothing() {
+    let mut node: PlumTree<usize, u64> = PlumTree::new(Config::default());
+    node.neighbor_up(1);
+    node.handle(t(0), 1, Message::Graft(Some(5)));
+    node.handle(t(0), 9, Message::Gossip { id: 1, hops: 1, payload: vec![] });
+    node.handle(t(0), 9, Message::IHave(vec![(2, 1)]));
+    assert!(node.poll().is_none());
+    assert!(!node.eager().contains(&9) && !node.lazy().contains(&9));
+}
+
+#[test]
+fn a_message_past_the_hop_limit_is_delivered_but_not_passed_on() {
+    let mut node: PlumTree<usize, u64> = PlumTree::new(Config::default());
+    node.neighbor_up(1);
+    node.neighbor_up(2);
+    node.handle(t(0), 1, Message::Gossip { id: 1, hops: u16::MAX, payload: vec![] });
+    let out: Vec<_> = std::iter::from_fn(|| node.poll()).collect();
+    assert!(matches!(&out[..], [Out::Deliver { .. }]), "{out:?}");
+}
