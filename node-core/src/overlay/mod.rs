@@ -3,4 +3,5 @@
 //! over the peer id, so the simulator drives thousands of them.
 
 pub mod hyparview;
+pub mod kademlia;
 pub mod plumtree;
