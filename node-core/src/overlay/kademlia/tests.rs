@@ -99,7 +99,7 @@ impl Net {
                 if timers.is_empty() {
                     return;
                 }
-                self.now = self.now + Duration::from_secs(2);
+                self.now += Duration::from_secs(2);
                 for (id, timer) in timers.drain(..) {
                     if let Some(node) = self.nodes.get_mut(&id) {
                         node.timer(self.now, timer);
