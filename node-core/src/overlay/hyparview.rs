@@ -44,6 +44,14 @@ pub struct Config {
     pub eviction_burst: u32,
     /// …and then one more per this interval.
     pub eviction_interval: Duration,
+    /// Below this many active peers, with nobody left to ask, the node asks its driver for a
+    /// contact to join through again ([`Out::Isolated`]), at most once per retry interval.
+    pub min_active: usize,
+    /// On each shuffle, the chance (in percent) that a node with a full active view swaps a
+    /// random active peer for a passive one. A steady overlay would otherwise never rewire:
+    /// this slow rotation is what merges two halves again after a partition heals. Kept low,
+    /// because every rewiring cuts PlumTree's broadcast tree somewhere.
+    pub rotation_percent: u32,
     /// Passive peers others' samples may replace at once…
     pub passive_churn_burst: u32,
     /// …and then one more per this interval.
@@ -65,6 +73,8 @@ impl Default for Config {
             retry_interval: Duration::from_secs(10),
             eviction_burst: 2,
             eviction_interval: Duration::from_secs(10),
+            min_active: 2,
+            rotation_percent: 2,
             passive_churn_burst: 16,
             passive_churn_interval: Duration::from_secs(3),
         }
@@ -76,7 +86,7 @@ impl Config {
     /// paper scales them (passive view six times the active one).
     pub fn with_active_capacity(active: usize) -> Self {
         let active = active.max(1);
-        Config { active_capacity: active, passive_capacity: active * 6, ..Config::default() }
+        Config { active_capacity: active, passive_capacity: active * 6, min_active: active.min(2), ..Config::default() }
     }
 
     fn sample_len(&self) -> usize {
@@ -156,6 +166,10 @@ pub enum Out<P> {
     NeighborDown(P),
     /// Call [`HyParView::timer`] with this timer at `at`.
     Schedule(Instant, Timer<P>),
+    /// Too few active peers and nobody left to ask: join again through a contact the driver
+    /// knows (a bootstrap server, a configured peer, the LAN). This is also what pulls a small
+    /// island that formed while many nodes joined at once back into the overlay.
+    Isolated,
 }
 
 /// One node's membership state.
@@ -170,6 +184,8 @@ pub struct HyParView<P: Ord + Clone> {
     /// Peers that refused us, left us or stayed silent: not asked again until the retry timer.
     spurned: BTreeSet<P>,
     retry_armed: bool,
+    /// When we last asked the driver for a contact.
+    last_isolated: Option<Instant>,
     /// Shuffle replies we still take (one per shuffle we started).
     replies_expected: u8,
     evictions: TokenBucket,
@@ -195,6 +211,7 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
             asked: BTreeSet::new(),
             spurned: BTreeSet::new(),
             retry_armed: false,
+            last_isolated: None,
             replies_expected: 0,
             evictions: TokenBucket::new(config.eviction_burst, config.eviction_interval),
             passive_churn: TokenBucket::new(config.passive_churn_burst, config.passive_churn_interval),
@@ -238,6 +255,12 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
         }
         self.add_active(now, contact.clone(), Cause::Us);
         self.send(contact, Message::Join);
+    }
+
+    /// The driver heard of `peer` (from a bootstrap server, peer exchange, the LAN): a
+    /// passive candidate.
+    pub fn learn(&mut self, now: Instant, peer: P) {
+        self.add_passive(now, peer, Cause::Us);
     }
 
     /// The link to `peer` failed: it leaves the views, and passive peers take its place.
@@ -340,9 +363,24 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
                     self.replies_expected = self.replies_expected.saturating_add(1).min(2);
                     self.send(to, Message::Shuffle { origin: self.me.clone(), peers, ttl });
                 }
+                self.rotate(now);
                 self.refill(now);
                 self.schedule_shuffle(now);
             }
+        }
+    }
+
+    /// Now and then, with a full view, asks a passive peer in (it takes us within its eviction
+    /// budget; when it does, one of our active peers makes room).
+    fn rotate(&mut self, now: Instant) {
+        let full = self.active.len() >= self.config.active_capacity;
+        if !full || self.rng.next_u32() % 100 >= self.config.rotation_percent {
+            return;
+        }
+        let candidates: BTreeSet<P> =
+            self.passive.iter().filter(|p| !self.asked.contains(*p) && !self.spurned.contains(*p)).cloned().collect();
+        if let Some(peer) = self.random_sample(&candidates, 1).pop() {
+            self.ask(now, peer, Priority::High);
         }
     }
 
@@ -479,6 +517,11 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
                 .cloned()
                 .collect();
             let Some(peer) = self.random_sample(&candidates, 1).pop() else {
+                let quiet = self.last_isolated.is_none_or(|at| at + self.config.retry_interval <= now);
+                if self.active.len() < self.config.min_active && self.asked.is_empty() && quiet {
+                    self.last_isolated = Some(now);
+                    self.out.push_back(Out::Isolated);
+                }
                 if !self.retry_armed && !self.spurned.is_empty() {
                     self.retry_armed = true;
                     let at = now + self.config.retry_interval;

@@ -40,7 +40,7 @@ impl Net {
                             self.seq += 1;
                             self.timers.insert((at, self.seq), (*id, timer));
                         }
-                        Out::NeighborUp(_) | Out::NeighborDown(_) => {}
+                        Out::NeighborUp(_) | Out::NeighborDown(_) | Out::Isolated => {}
                     }
                 }
             }
