@@ -1,7 +1,7 @@
 //! Runs one overlay scenario at any size and prints what happened.
 //!
 //!     cargo run --release -p node-core --features sim --example overlay_sim -- \
-//!         --nodes 10000 --seed 1 --scenario steady|kill|churn|partition|lookups
+//!         --nodes 10000 --seed 1 --scenario grow|steady|kill|churn|partition|lookups
 //!
 //! Every scenario first grows the network in ten waves five seconds apart, then lets it settle
 //! for a simulated minute.
@@ -11,7 +11,7 @@ use node_core::overlay::sim::scenario::{self, Growth};
 use node_core::overlay::sim::{OverlaySim, SimConfig, Spread};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: overlay_sim [--nodes N] [--seed S] [--scenario steady|kill|churn|partition|lookups]";
+const USAGE: &str = "usage: overlay_sim [--nodes N] [--seed S] [--scenario grow|steady|kill|churn|partition|lookups]";
 
 struct Args {
     nodes: u32,
@@ -120,6 +120,7 @@ fn main() -> ExitCode {
                 None => println!("healed; no broadcast reached every node within 300 s"),
             }
         }
+        "grow" => {}
         "lookups" => {
             let hops = scenario::lookups(&mut sim, 200);
             let found: Vec<u8> = hops.iter().flatten().copied().collect();

@@ -62,7 +62,8 @@ fn a_lookup_finds_any_live_peer_within_log2_n_plus_two_hops() {
 #[test]
 fn under_churn_of_ten_percent_a_minute_no_live_node_is_isolated() {
     let mut sim = network(4);
-    let sightings = scenario::churn(&mut sim, 10, Duration::from_secs(180), Duration::from_secs(5), Duration::from_secs(10));
+    let sightings =
+        scenario::churn(&mut sim, 10, Duration::from_secs(180), Duration::from_secs(5), Duration::from_secs(10));
     assert!(sightings.is_empty(), "isolated (time into the churn, node): {sightings:?}");
     assert!(sim.connected(), "{} components after churn", sim.components());
     assert!(sim.live().len() >= NODES as usize * 99 / 100);

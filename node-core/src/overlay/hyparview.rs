@@ -14,7 +14,7 @@ use core::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// The paper's parameters (its defaults, for ~10,000 nodes), and the rates at which peers' messages
 /// may change our views.
@@ -178,6 +178,8 @@ pub struct HyParView<P: Ord + Clone> {
     me: P,
     config: Config,
     active: BTreeSet<P>,
+    /// When each active peer came in.
+    active_since: BTreeMap<P, Instant>,
     passive: BTreeSet<P>,
     /// Peers we asked to be neighbors and have not answered.
     asked: BTreeSet<P>,
@@ -207,6 +209,7 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
         let mut hv = HyParView {
             me,
             active: BTreeSet::new(),
+            active_since: BTreeMap::new(),
             passive: BTreeSet::new(),
             asked: BTreeSet::new(),
             spurned: BTreeSet::new(),
@@ -268,6 +271,7 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
         self.asked.remove(peer);
         self.passive.remove(peer);
         self.spurned.remove(peer);
+        self.active_since.remove(peer);
         if self.active.remove(peer) {
             self.out.push_back(Out::NeighborDown(peer.clone()));
         }
@@ -290,7 +294,7 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
             Message::Neighbor(priority) => {
                 let accepted = self.active.contains(&from)
                     || self.active.len() < self.config.active_capacity
-                    || (priority == Priority::High && self.evictions.take(now));
+                    || (priority == Priority::High && self.may_evict(now));
                 if accepted {
                     self.asked.remove(&from);
                     self.add_active(now, from.clone(), Cause::Us);
@@ -310,6 +314,7 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
                 }
             }
             Message::Disconnect { alive } => {
+                self.active_since.remove(&from);
                 if self.active.remove(&from) {
                     self.out.push_back(Out::NeighborDown(from.clone()));
                     if alive {
@@ -385,9 +390,8 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
     }
 
     fn on_join(&mut self, now: Instant, joiner: P) {
-        let taken = self.active.contains(&joiner)
-            || self.active.len() < self.config.active_capacity
-            || self.evictions.take(now);
+        let taken =
+            self.active.contains(&joiner) || self.active.len() < self.config.active_capacity || self.may_evict(now);
         let others: Vec<P> = self.active.iter().filter(|p| **p != joiner).cloned().collect();
         let ttl = self.config.active_walk;
         if taken {
@@ -430,7 +434,7 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
             return;
         }
         let room = self.active.len() + self.asked.len() < self.config.active_capacity;
-        if room || self.evictions.take(now) {
+        if room || self.may_evict(now) {
             self.ask(now, joiner, Priority::High);
         } else {
             self.add_passive(now, joiner, Cause::Peer);
@@ -473,7 +477,14 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
             return;
         }
         if self.active.len() >= self.config.active_capacity {
-            if let Some(out) = self.random_active_except(&[&peer]) {
+            let young = self.young_active(now, &peer);
+            let victim = if young.is_empty() {
+                self.random_active_except(&[&peer])
+            } else {
+                self.random_sample(&young, 1).pop()
+            };
+            if let Some(out) = victim {
+                self.active_since.remove(&out);
                 self.active.remove(&out);
                 self.send(out.clone(), Message::Disconnect { alive: true });
                 self.out.push_back(Out::NeighborDown(out.clone()));
@@ -482,8 +493,25 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
         }
         self.passive.remove(&peer);
         self.spurned.remove(&peer);
+        self.active_since.insert(peer.clone(), now);
         self.active.insert(peer.clone());
         self.out.push_back(Out::NeighborUp(peer));
+    }
+
+    /// Whether a peer's request may push an active peer out: freely while a young one (in the
+    /// view for less than the eviction interval) can go, since the peers a flood of requests
+    /// brings in are all young; an established peer only within the eviction budget.
+    fn may_evict(&mut self, now: Instant) -> bool {
+        let young = self.active_since.values().any(|since| *since + self.config.eviction_interval > now);
+        young || self.evictions.take(now)
+    }
+
+    fn young_active(&self, now: Instant, except: &P) -> BTreeSet<P> {
+        self.active_since
+            .iter()
+            .filter(|(p, since)| *p != except && **since + self.config.eviction_interval > now)
+            .map(|(p, _)| p.clone())
+            .collect()
     }
 
     /// Remembers `peer` as a passive peer. When the view is full a random entry makes room,

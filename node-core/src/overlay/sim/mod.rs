@@ -77,6 +77,9 @@ impl Default for SimConfig {
     }
 }
 
+/// How long a node has to have been in the overlay before the bootstrap service hands it out.
+const SETTLE: Duration = Duration::from_secs(5);
+
 /// A node's index, which is also its id.
 pub type Id = u32;
 
@@ -162,8 +165,10 @@ pub struct OverlaySim {
     /// Partition group of each node.
     group: Vec<u32>,
     live: BTreeSet<Id>,
-    /// Live nodes that have been in the overlay: the bootstrap service hands out only these.
-    joined: Vec<Id>,
+    /// Nodes that have joined, and when: the bootstrap service hands out only those that have
+    /// settled in (the first node, or ones in for a while with a neighbor), as a real server
+    /// lists nodes that have been online for a while rather than ones still joining.
+    joined: Vec<(Id, Instant)>,
     joined_set: BTreeSet<Id>,
     spreads: BTreeMap<MessageId, Spread>,
     floods: BTreeMap<MessageId, Spread>,
@@ -501,7 +506,7 @@ impl OverlaySim {
         }
         let contact = self.random_joined(node);
         if self.joined_set.insert(node) {
-            self.joined.push(node);
+            self.joined.push((node, self.now));
         } else {
             self.stats.rejoins += 1;
         }
@@ -513,23 +518,26 @@ impl OverlaySim {
         self.drain(node);
     }
 
-    /// A random live node other than `node` that has been in the overlay.
+    /// A random live node other than `node` that has settled in the overlay.
     fn random_joined(&mut self, node: Id) -> Option<Id> {
         if self.joined.len() > 2 * self.live.len() {
             let live = &self.live;
-            self.joined.retain(|id| live.contains(id));
+            self.joined.retain(|(id, _)| live.contains(id));
             self.joined_set.retain(|id| live.contains(id));
         }
+        let first = self.joined.first().map(|(id, _)| *id);
         for _ in 0..64 {
             if self.joined.is_empty() {
                 return None;
             }
-            let c = self.joined[self.rng.next_u32() as usize % self.joined.len()];
-            if c != node && self.live.contains(&c) {
+            let (c, at) = self.joined[self.rng.next_u32() as usize % self.joined.len()];
+            let settled = Some(c) == first
+                || (at + SETTLE <= self.now && self.node(c).is_some_and(|o| !o.membership().active().is_empty()));
+            if c != node && self.live.contains(&c) && settled {
                 return Some(c);
             }
         }
-        None
+        first.filter(|f| *f != node && self.live.contains(f))
     }
 
     fn drain(&mut self, node: Id) {
