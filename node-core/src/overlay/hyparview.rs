@@ -74,7 +74,7 @@ impl Default for Config {
             eviction_burst: 2,
             eviction_interval: Duration::from_secs(10),
             min_active: 2,
-            rotation_percent: 2,
+            rotation_percent: 1,
             passive_churn_burst: 16,
             passive_churn_interval: Duration::from_secs(3),
         }
@@ -180,6 +180,8 @@ pub struct HyParView<P: Ord + Clone> {
     active: BTreeSet<P>,
     /// When each active peer came in.
     active_since: BTreeMap<P, Instant>,
+    /// Active peers the layer above relies on.
+    tree: BTreeSet<P>,
     passive: BTreeSet<P>,
     /// Peers we asked to be neighbors and have not answered.
     asked: BTreeSet<P>,
@@ -210,6 +212,7 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
             me,
             active: BTreeSet::new(),
             active_since: BTreeMap::new(),
+            tree: BTreeSet::new(),
             passive: BTreeSet::new(),
             asked: BTreeSet::new(),
             spurned: BTreeSet::new(),
@@ -477,13 +480,7 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
             return;
         }
         if self.active.len() >= self.config.active_capacity {
-            let young = self.young_active(now, &peer);
-            let victim = if young.is_empty() {
-                self.random_active_except(&[&peer])
-            } else {
-                self.random_sample(&young, 1).pop()
-            };
-            if let Some(out) = victim {
+            if let Some(out) = self.victim(now, &peer) {
                 self.active_since.remove(&out);
                 self.active.remove(&out);
                 self.send(out.clone(), Message::Disconnect { alive: true });
@@ -506,12 +503,27 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
         young || self.evictions.take(now)
     }
 
-    fn young_active(&self, now: Instant, except: &P) -> BTreeSet<P> {
-        self.active_since
+    /// The active peer that makes room for `newcomer`: a young one if there is one (see
+    /// [`Self::may_evict`]), and among those, or else among all, one the layer above does not
+    /// lean on ([`Self::set_tree`]) if possible, so the broadcast tree is not cut.
+    fn victim(&mut self, now: Instant, newcomer: &P) -> Option<P> {
+        let young: BTreeSet<P> = self
+            .active_since
             .iter()
-            .filter(|(p, since)| *p != except && **since + self.config.eviction_interval > now)
+            .filter(|(p, since)| *p != newcomer && **since + self.config.eviction_interval > now)
             .map(|(p, _)| p.clone())
-            .collect()
+            .collect();
+        let pool =
+            if young.is_empty() { self.active.iter().filter(|p| *p != newcomer).cloned().collect() } else { young };
+        let spare: BTreeSet<P> = pool.difference(&self.tree).cloned().collect();
+        let pool = if spare.is_empty() { pool } else { spare };
+        self.random_sample(&pool, 1).pop()
+    }
+
+    /// The active peers the layer above relies on (PlumTree's eager peers, the links of its
+    /// broadcast tree): when a peer must make room, others go first.
+    pub fn set_tree(&mut self, peers: &BTreeSet<P>) {
+        self.tree.clone_from(peers);
     }
 
     /// Remembers `peer` as a passive peer. When the view is full a random entry makes room,

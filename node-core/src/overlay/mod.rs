@@ -207,7 +207,10 @@ where
     /// A message from `from` (authenticated by the driver).
     pub fn handle(&mut self, now: Instant, from: P, message: Message<P, R>) {
         match message {
-            Message::Membership(m) => self.membership.handle(now, from, m),
+            Message::Membership(m) => {
+                self.membership.set_tree(self.broadcast.eager());
+                self.membership.handle(now, from, m);
+            }
             Message::Broadcast(m) => self.broadcast.handle(now, from, m),
             Message::Dht(m) => self.dht.handle(now, from, m),
         }
@@ -217,7 +220,10 @@ where
     /// A timer scheduled through [`Out::Schedule`] is due.
     pub fn timer(&mut self, now: Instant, timer: Timer<P>) {
         match timer {
-            Timer::Membership(t) => self.membership.timer(now, t),
+            Timer::Membership(t) => {
+                self.membership.set_tree(self.broadcast.eager());
+                self.membership.timer(now, t);
+            }
             Timer::Broadcast(t) => self.broadcast.timer(now, t),
             Timer::Dht(t) => self.dht.timer(now, t),
             Timer::Refresh => {

@@ -152,6 +152,8 @@ pub struct SimStats {
     pub events: u64,
     /// Times a node that was in the overlay ran dry and was handed a contact.
     pub rejoins: u64,
+    /// Active-view changes (a neighbor in, a neighbor out), summed over all nodes.
+    pub view_changes: u64,
 }
 
 /// The simulator.
@@ -567,7 +569,7 @@ impl OverlaySim {
                         self.lookups.push((node, done));
                     }
                 }
-                Out::NeighborUp(_) | Out::NeighborDown(_) => {}
+                Out::NeighborUp(_) | Out::NeighborDown(_) => self.stats.view_changes += 1,
             }
         }
     }
