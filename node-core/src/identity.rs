@@ -216,6 +216,8 @@ pub mod signing_domain {
     pub const ENVELOPE: &[u8] = b"weft/v1/envelope\0";
     /// The binding of a Noise static key to an Ed25519 identity, in the handshake payload.
     pub const NOISE_BINDING: &[u8] = b"weft/v1/noise-static\0";
+    /// A record stored in the DHT (signed by its publisher, served by whoever stores it).
+    pub const DHT_RECORD: &[u8] = b"weft/v1/dht-record\0";
 }
 
 /// Builds `domain || body` for signing, so every call site uses the same layout.

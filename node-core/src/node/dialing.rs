@@ -1,5 +1,5 @@
-//! Whom to dial and when: `--connect` targets, discovered peers (lower id first), the caps on
-//! links and dials in flight, and the inbound share of the slots.
+//! Whom to dial and when: `--connect` targets (while the overlay has no neighbor), discovered
+//! peers handed to the overlay (lower id first), the caps on links and dials in flight.
 
 use super::links::{Link, LinkState};
 use super::peers::{push_front_bounded, Source};
@@ -26,6 +26,7 @@ impl Node {
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.next_dial = now;
                 p.failures = 0;
+                p.wanted = true;
             }
             self.dial_candidates(now);
             return;
@@ -63,14 +64,19 @@ impl Node {
     /// Dials known peers that are due, within the caps: total links, outbound share (a quarter of
     /// the slots stay for inbound links, so no node only dials out), and dials in flight.
     pub(super) fn dial_candidates(&mut self, now: Instant) {
+        self.learn_discovered(now);
         let (established, outbound, mut dialing) = self.counts();
         let max = self.config.max_peers;
         let reserve = if max >= 4 { max / 4 } else { 0 };
         let have_links = established > 0;
+        let isolated = self.overlay.overlay.membership().active().is_empty();
         let tcp = self.config.tcp_port.is_some();
         let mut due: Vec<(PeerId, Option<SocketAddr>, bool)> = self
             .peers
             .iter()
+            // The overlay picks the links to keep; the peers the user named are dialed only
+            // while the node has no neighbor (they are its way back in).
+            .filter(|(_, p)| p.source == Source::Manual && (isolated || p.wanted))
             .filter(|(id, p)| **id != self.me && p.link.is_none() && p.dialing.is_none() && p.next_dial <= now)
             .filter_map(|(id, p)| {
                 let how = if self.wants_rtc(p, have_links) {
@@ -124,8 +130,9 @@ impl Node {
         }
     }
 
-    /// Called by discovery for a newly seen peer: the lower id dials at once, the higher one a
-    /// moment later if no link has appeared by then.
+    /// Called by discovery for a newly seen peer: it becomes the overlay's candidate at once if
+    /// ours is the lower id, a moment later otherwise (by then the lower id's request has
+    /// usually linked us, and no duplicate link is made).
     pub(super) fn schedule_discovered_dial(&mut self, now: Instant, peer: PeerId) {
         let mut delay = if self.me < peer { Duration::ZERO } else { HIGHER_ID_DIAL_DELAY };
         if let Some(p) = self.peers.get_mut(&peer) {
@@ -136,13 +143,29 @@ impl Node {
             if only_link_local {
                 delay = delay.max(LINK_LOCAL_GRACE);
             }
-            if p.link.is_none() && p.dialing.is_none() && p.failures == 0 {
-                p.next_dial = now + delay;
+            if p.link.is_none() && p.dialing.is_none() && p.learn_at.is_none() {
                 let at = now + delay;
+                p.learn_at = Some(at);
                 self.dial_wakeup = Some(self.dial_wakeup.map_or(at, |w| w.min(at)));
             }
         }
         self.dial_candidates(now);
+    }
+
+    /// Hands the overlay the discovered peers whose wait is over.
+    fn learn_discovered(&mut self, now: Instant) {
+        let due: Vec<PeerId> =
+            self.peers.iter().filter(|(_, p)| p.learn_at.is_some_and(|at| at <= now)).map(|(id, _)| *id).collect();
+        for peer in due {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.learn_at = None;
+            }
+            self.overlay_learn(now, peer);
+        }
+        let next = self.peers.iter().filter_map(|(_, p)| p.learn_at).min();
+        if let Some(at) = next {
+            self.dial_wakeup = Some(self.dial_wakeup.map_or(at, |w| w.min(at)));
+        }
     }
 
     /// Records the address a discovery announcement came from.

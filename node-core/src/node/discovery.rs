@@ -92,7 +92,12 @@ impl Node {
             self.reply_to(now, from);
             self.schedule_discovered_dial(now, a.peer_id);
         } else if self.peers.link_of(&a.peer_id).is_none() {
-            self.dial_candidates(now);
+            // Known, unlinked, and still announcing: a candidate again (after a partition
+            // heals, say).
+            if let Some(p) = self.peers.get_mut(&a.peer_id) {
+                p.given_up = false;
+            }
+            self.schedule_discovered_dial(now, a.peer_id);
         }
     }
 

@@ -45,6 +45,7 @@ impl Node {
                 // A neighbour's word until the peer's own Hello replaces it.
                 p.capabilities = p.capabilities.or(Some(info.capabilities));
             }
+            self.overlay_learn(now, info.peer_id);
             // Both ends of a WebRTC pair hear of each other about now: the lower id offers first.
             if new && self.peers.get(&info.peer_id).is_some_and(|p| self.wants_rtc(p, true)) {
                 if let Some(p) = self.peers.get_mut(&info.peer_id) {

@@ -247,6 +247,13 @@ impl Node {
             t.failures = t.failures.saturating_add(1);
             t.next_dial = now + super::peers::backoff(t.failures, jitter);
         }
+        if let Some(peer) = l.expect.or_else(|| l.peer()) {
+            let linked = self.peers.link_of(&peer).is_some();
+            let trying = self.links.values().any(|o| o.expect == Some(peer) || o.peer() == Some(peer));
+            if !linked && !trying {
+                self.overlay_link_gone(now, peer);
+            }
+        }
     }
 
     /// Bookkeeping when an established link to `peer` ends.
@@ -263,6 +270,7 @@ impl Node {
             let actions = self.transfers.on_peer_disconnected(now, peer);
             self.apply(actions);
             self.emit(Event::PeerDisconnected { peer, reason: reason.to_owned() });
+            self.overlay_link_gone(now, peer);
         }
     }
 
@@ -384,6 +392,8 @@ impl Node {
             }
             p.failures = 0;
             p.capabilities = Some(hello.capabilities);
+            p.wanted = false;
+            p.given_up = false;
         }
         // Measure the round trip right away, so UIs show an RTT from the start.
         let nonce = self.rng.next_u64();
@@ -391,7 +401,10 @@ impl Node {
             l.ping = Some((nonce, now));
         }
         self.send(link, &Message::Ping { nonce });
+        let user_asked =
+            self.connects.contains_key(&peer) || self.peers.get(&peer).is_some_and(|p| p.source == Source::Manual);
         self.connect_linked(now, peer, link);
+        self.overlay_link_up(now, peer, link, user_asked);
         if replaced.is_some() {
             // The peer was connected all along, over the link just dropped: no events, but
             // whatever the transfers had in flight on the old link is asked for again.
@@ -465,6 +478,7 @@ impl Node {
             Message::Chat(c) => self.handle_chat(now, link, c),
             Message::Direct(d) => self.handle_direct(now, link, d),
             Message::Signal { envelope, hops } => self.handle_signal_message(now, link, envelope, hops),
+            Message::Overlay { message, hints } => self.handle_overlay_message(now, link, peer, message, hints),
             Message::Goodbye { reason } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     // It left on purpose: do not hammer it with redials.

@@ -1,4 +1,5 @@
-//! Broadcast chat (flooded, deduplicated, hop-limited) and direct messages (routed when unlinked).
+//! Chat (sent through the overlay's PlumTree; a flooded `Chat` from a peer is still taken) and
+//! direct messages (flooded over the links, deduplicated and hop-limited, when unlinked).
 
 use super::Node;
 use crate::identity::{signed_bytes, signing_domain, PeerId};
@@ -13,7 +14,7 @@ use serde::Serialize;
 /// they left the seen-cache fall outside it; generous, because real clocks drift.
 const MESSAGE_CLOCK_WINDOW: Duration = Duration::from_secs(3600);
 
-fn fresh(now: Instant, unix_ms: u64) -> bool {
+pub(super) fn fresh(now: Instant, unix_ms: u64) -> bool {
     unix_ms.abs_diff(now.unix_ms()) <= MESSAGE_CLOCK_WINDOW.as_millis() as u64
 }
 
@@ -21,7 +22,7 @@ fn sign_body<B: Serialize>(node: &Node, domain: &[u8], body: &B) -> crate::ident
     node.keys.sign(&signed_bytes(domain, &postcard::to_allocvec(body).unwrap_or_default()))
 }
 
-fn verify_body<B: Serialize>(author: &PeerId, domain: &[u8], signed: &Signed<B>) -> bool {
+pub(super) fn verify_body<B: Serialize>(author: &PeerId, domain: &[u8], signed: &Signed<B>) -> bool {
     match postcard::to_allocvec(&signed.body) {
         Ok(bytes) => author.verify(&signed_bytes(domain, &bytes), &signed.signature),
         Err(_) => false,
@@ -66,7 +67,7 @@ impl Node {
         };
         self.seen.insert(body.msg_id);
         let signature = sign_body(self, crate::identity::signing_domain::CHAT, &body);
-        self.flood(&Message::Chat(Signed { body, signature, hops: self.config.max_hops }), None);
+        self.broadcast_chat(now, Signed { body, signature, hops: self.config.max_hops });
         Ok(())
     }
 

@@ -7,6 +7,7 @@ mod exchange;
 mod links;
 mod map;
 mod messaging;
+mod overlay;
 mod peers;
 mod rtc;
 mod signaling;
@@ -62,6 +63,8 @@ pub struct Stats {
     pub envelope_cache_full: u64,
     /// WebRTC answers or candidates for no attempt we know (late, or meant for an earlier one).
     pub unmatched_signals: u64,
+    /// Overlay messages dropped because too many waited for links to open.
+    pub overlay_dropped: u64,
 }
 
 /// One peer's protocol state: discovery, links, messaging and transfers, with no IO.
@@ -116,6 +119,8 @@ pub struct Node {
     port_mapping: Option<Option<std::net::SocketAddr>>,
     /// The last connectivity report per peer, oldest evicted past `connect::MAX_REPORTS`.
     reports: BTreeMap<PeerId, (Instant, crate::nat::report::ConnectReport)>,
+    /// The overlay: which links to keep, and broadcast over them.
+    overlay: overlay::OverlayState,
 }
 
 /// What a node can tell about its connectivity to one peer ("doctor").
@@ -155,7 +160,8 @@ impl Node {
         let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
         let pex_jitter = Duration::from_millis(u64::from(rng.next_u32() % 10_000));
         let next_announce = config.lan_discovery.then_some(now);
-        Node {
+        let overlay = overlay::OverlayState::new(me, config.max_peers, rng.next_u64(), now);
+        let mut node = Node {
             seen: BoundedSet::new(config.seen_cache),
             seen_envelopes: crate::bounded::ExpiringSet::new(config.seen_cache),
             peers: PeerTable::new(config.max_known_peers),
@@ -183,7 +189,10 @@ impl Node {
             broker: false,
             port_mapping: None,
             reports: BTreeMap::new(),
-        }
+            overlay,
+        };
+        node.overlay_pump(now);
+        node
     }
 
     /// Mixes 32 bytes from the OS into the node's random generator. Drivers call it once after
@@ -278,7 +287,8 @@ impl Node {
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.next_maintenance.min(self.next_peer_exchange);
-        for a in [self.next_announce, self.dial_wakeup, self.connect_wakeup()].into_iter().flatten() {
+        let overlay = self.overlay.next_timer();
+        for a in [self.next_announce, self.dial_wakeup, self.connect_wakeup(), overlay].into_iter().flatten() {
             t = t.min(a);
         }
         Some(t)
@@ -301,6 +311,7 @@ impl Node {
             self.next_maintenance = now + MAINTENANCE_INTERVAL;
             self.maintain(now);
         }
+        self.overlay_timers(now);
         if self.next_peer_exchange <= now {
             let jitter = Duration::from_millis(u64::from(self.rng.next_u32() % 10_000));
             self.next_peer_exchange = now + self.config.peer_exchange_interval + jitter;
@@ -452,6 +463,7 @@ impl Node {
 
     fn maintain(&mut self, now: Instant) {
         self.check_links(now);
+        self.overlay_maintain(now);
         self.peers.expire(now);
         self.dial_candidates(now);
         let actions = self.transfers.tick(now);

@@ -43,6 +43,14 @@ pub(super) struct KnownPeer {
     pub capabilities: Option<Capabilities>,
     /// Whether a driver signaling channel reaches it (see `Input::SignalPeer`).
     pub signal: bool,
+    /// When to hand it to the overlay as a candidate neighbor (a discovered peer waits a beat;
+    /// see `schedule_discovered_dial`).
+    pub learn_at: Option<Instant>,
+    /// The user asked for a link to it (`Connect`) and none has come up yet: dialed (with
+    /// backoff) even while the overlay has neighbors.
+    pub wanted: bool,
+    /// The overlay gave up on it (its link failed): forgotten soon unless heard of again.
+    pub given_up: bool,
 }
 
 /// Known peers, bounded: the oldest unlinked non-manual peer makes room for a new one.
@@ -119,6 +127,9 @@ impl PeerTable {
                 next_dial: now,
                 capabilities: None,
                 signal: false,
+                learn_at: None,
+                wanted: false,
+                given_up: false,
             },
         );
         true
@@ -165,7 +176,8 @@ impl PeerTable {
                 return true;
             }
             let quiet = now - p.last_seen;
-            !(quiet >= FORGET_UNSEEN || (p.failures >= FORGET_AFTER_FAILURES && quiet >= SEEN_RECENTLY))
+            let failing = p.failures >= FORGET_AFTER_FAILURES || p.given_up;
+            !(quiet >= FORGET_UNSEEN || (failing && quiet >= SEEN_RECENTLY))
         });
     }
 }

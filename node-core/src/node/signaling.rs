@@ -123,6 +123,7 @@ impl Node {
                     p.next_dial = now + delay;
                 }
             }
+            self.overlay_learn(now, peer);
             self.dial_candidates(now);
             self.connect_send_hellos(now);
         } else if let Some(p) = self.peers.get_mut(&peer) {

@@ -74,6 +74,14 @@ fn link_up(n: &mut Node, peer: &Keypair, now: Instant) -> LinkId {
     inbound(n, peer, hello(peer, "default"), now)
 }
 
+/// A linked peer that joins the overlay through us: an active neighbor, whose link is kept.
+fn neighbor_up(n: &mut Node, peer: &Keypair, now: Instant) -> LinkId {
+    let link = link_up(n, peer, now);
+    let join = crate::overlay::Message::Membership(crate::overlay::hyparview::Message::Join);
+    n.handle(now, Input::Frame { link, data: wire::encode(&Message::Overlay { message: join, hints: Vec::new() }) });
+    link
+}
+
 fn closed(outs: &[Output], link: LinkId) -> bool {
     outs.iter().any(|o| matches!(o, Output::CloseLink { link: l, .. } if *l == link))
 }
@@ -119,7 +127,7 @@ fn unknown_kinds_are_skipped_and_counted_but_garbage_closes_the_link() {
 #[test]
 fn silent_links_are_pinged_then_dropped() {
     let mut n = node(1);
-    let link = link_up(&mut n, &keys(2), t(0));
+    let link = neighbor_up(&mut n, &keys(2), t(0));
     drain(&mut n);
     n.handle_timeout(t(16_000));
     let outs = drain(&mut n);

@@ -265,8 +265,14 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
 
     /// The driver heard of `peer` (from a bootstrap server, peer exchange, the LAN): a
     /// passive candidate.
+    /// While the active view has room it is asked at once: in a mesh smaller than the active
+    /// view, that is what makes every node a neighbor of every other (a full mesh).
     pub fn learn(&mut self, now: Instant, peer: P) {
+        if self.active.contains(&peer) || self.passive.contains(&peer) {
+            return;
+        }
         self.add_passive(now, peer, Cause::Us);
+        self.refill(now);
     }
 
     /// The link to `peer` failed: it leaves the views, and passive peers take its place.

@@ -7,6 +7,7 @@
 pub mod hyparview;
 pub mod kademlia;
 pub mod plumtree;
+pub mod record;
 #[cfg(feature = "sim")]
 pub mod sim;
 
@@ -55,6 +56,47 @@ pub enum Message<P, R> {
     Broadcast(plumtree::Message<MessageId>),
     /// Kademlia.
     Dht(kademlia::Message<P, R>),
+}
+
+/// Most entries in a list a peer sends (a shuffle sample, announced ids, DHT peers): far above
+/// what an honest peer sends, low enough that decoding one costs little.
+pub const MAX_LIST: usize = 256;
+
+impl<P, R> Message<P, R> {
+    /// Whether the lists and payload a peer controls are within bounds (`max_payload` for a
+    /// broadcast payload). The protocols bound what they keep on top of this.
+    pub fn within_bounds(&self, max_payload: usize) -> bool {
+        match self {
+            Message::Membership(m) => match m {
+                hyparview::Message::Shuffle { peers, .. } | hyparview::Message::ShuffleReply { peers } => {
+                    peers.len() <= MAX_LIST
+                }
+                _ => true,
+            },
+            Message::Broadcast(m) => match m {
+                plumtree::Message::Gossip { payload, .. } => payload.len() <= max_payload,
+                plumtree::Message::IHave(ids) => ids.len() <= MAX_LIST,
+                plumtree::Message::Graft(_) | plumtree::Message::Prune => true,
+            },
+            Message::Dht(m) => match m {
+                kademlia::Message::Nodes { peers, .. } => peers.len() <= MAX_LIST,
+                _ => true,
+            },
+        }
+    }
+
+    /// The peers this message names (so the sender can add how to reach them).
+    pub fn mentioned(&self) -> Vec<&P> {
+        match self {
+            Message::Membership(hyparview::Message::ForwardJoin { peer, .. }) => vec![peer],
+            Message::Membership(hyparview::Message::Shuffle { origin, peers, .. }) => {
+                core::iter::once(origin).chain(peers.iter()).collect()
+            }
+            Message::Membership(hyparview::Message::ShuffleReply { peers }) => peers.iter().collect(),
+            Message::Dht(kademlia::Message::Nodes { peers, .. }) => peers.iter().collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// A timer the driver arms and hands back through [`Overlay::timer`].
@@ -166,6 +208,12 @@ where
     /// membership's passive view.
     pub fn learn(&mut self, now: Instant, peer: P) {
         self.membership.learn(now, peer);
+        self.pump(now);
+    }
+
+    /// An authenticated link to `peer` came up: a live peer for the DHT's table.
+    pub fn link_up(&mut self, now: Instant, peer: P) {
+        self.dht.observe(now, peer);
         self.pump(now);
     }
 

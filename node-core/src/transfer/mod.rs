@@ -134,6 +134,14 @@ impl Transfers {
         Ok(actions)
     }
 
+    /// Whether a transfer with `peer` is under way (an offer out, one pending, or a download it
+    /// feeds): its link is worth keeping.
+    pub fn involves(&self, peer: &PeerId) -> bool {
+        self.outgoing.values().any(|o| o.to == *peer && !o.complete)
+            || self.pending.keys().any(|(p, _)| p == peer)
+            || self.sources.keys().any(|(p, _)| p == peer)
+    }
+
     /// A link to `peer` is up: re-offer what it has not finished, and resume downloads it feeds.
     pub fn on_peer_connected(&mut self, now: Instant, peer: PeerId) -> Vec<Action> {
         self.connected.insert(peer);

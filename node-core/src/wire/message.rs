@@ -26,6 +26,10 @@ pub const MAX_FILE_SIZE: u64 = 64 << 30;
 /// Most chunks in one file: 64 GiB at 256 KiB. Bounds the hash list (8 MiB) and the chunk map a
 /// sender can make a receiver hold, whatever chunk size it picks.
 pub const MAX_CHUNKS: u64 = MAX_FILE_SIZE / MAX_CHUNK_SIZE as u64;
+/// Largest broadcast payload the overlay carries (a signed chat message and its envelope).
+pub const MAX_GOSSIP_LEN: usize = MAX_TEXT_LEN + 1024;
+/// The overlay's messages as they travel between nodes.
+pub type OverlayMessage = crate::overlay::Message<PeerId, crate::overlay::record::SignedRecord>;
 /// Longest file name in an offer, in bytes.
 pub const MAX_FILE_NAME_LEN: usize = 255;
 
@@ -267,11 +271,19 @@ pub enum Message {
         /// Remaining relays (not signed: relays decrement it).
         hops: u8,
     },
+    /// The overlay's traffic: membership, broadcast and DHT messages.
+    Overlay {
+        /// The message.
+        message: OverlayMessage,
+        /// How to reach the peers it names, as far as the sender knows (dial hints, like a peer
+        /// exchange; at most [`MAX_PEX_ENTRIES`]).
+        hints: Vec<PeerInfo>,
+    },
 }
 
 impl Message {
     /// How many kinds this version knows; kinds at or past it are a newer version's.
-    pub const KIND_COUNT: u32 = 16;
+    pub const KIND_COUNT: u32 = 17;
 
     /// Checks the peer-controlled sizes that the type system does not bound.
     pub fn validate(&self) -> Result<(), &'static str> {
@@ -297,6 +309,11 @@ impl Message {
             Message::Chunk { data, .. } => data.len() <= MAX_CHUNK_SIZE as usize,
             Message::TransferCancel { reason, .. } | Message::Goodbye { reason } => reason.len() <= 256,
             Message::Signal { envelope, .. } => envelope.sealed.len() <= crate::envelope::MAX_ENVELOPE_LEN,
+            Message::Overlay { message, hints } => {
+                message.within_bounds(MAX_GOSSIP_LEN)
+                    && hints.len() <= MAX_PEX_ENTRIES
+                    && hints.iter().all(|p| p.name.len() <= MAX_NAME_LEN && p.addrs.len() <= MAX_ADDRS)
+            }
             Message::Ping { .. }
             | Message::Pong { .. }
             | Message::PeerRequest

@@ -143,7 +143,10 @@ fn the_kind_count_matches_the_enum() {
         sealed: Vec::new(),
         signature: k.sign(b"x"),
     };
-    let last = encode(&Message::Signal { envelope, hops: 0 });
+    let signal = encode(&Message::Signal { envelope, hops: 0 });
+    assert_eq!(u32::from(signal[0]), Message::KIND_COUNT - 2);
+    let prune = crate::overlay::Message::Broadcast(crate::overlay::plumtree::Message::Prune);
+    let last = encode(&Message::Overlay { message: prune, hints: Vec::new() });
     assert_eq!(u32::from(last[0]), Message::KIND_COUNT - 1);
 }
 
