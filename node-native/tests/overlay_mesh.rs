@@ -227,7 +227,7 @@ fn thirty_nodes_with_max_peers_6_form_one_overlay_and_a_chat_reaches_everyone_ex
         .iter()
         .enumerate()
         .filter(|&(i, _)| i != sender)
-        .filter(|(_, n)| n.wait_event(deadline.saturating_duration_since(Instant::now()), &is_it).is_none())
+        .filter(|(_, n)| n.wait_event(deadline.saturating_duration_since(Instant::now()), is_it).is_none())
         .map(|(_, n)| n.name.clone())
         .collect();
     if !missing.is_empty() {

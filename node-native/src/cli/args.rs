@@ -69,7 +69,8 @@ pub struct RunArgs {
     /// Most peers from the bootstrap server's list to dial (0: names and signaling only).
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub bootstrap_peers: usize,
-    /// Most peers to keep links with.
+    /// Most links to keep: the overlay keeps one less as neighbors, and one link stays free for
+    /// requests to peers outside them.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub max_peers: u16,
     /// Where the identity key lives (default: ~/.local/share/weft).
