@@ -317,3 +317,19 @@ fn an_active_liar_shuffling_without_end_replaces_the_passive_view_only_at_the_ch
     let lies = n.passive().iter().filter(|p| **p >= 10_000).count();
     assert!(lies <= c.passive_churn_burst as usize, "{lies} of {} are the liar's", c.passive_capacity);
 }
+
+#[test]
+fn an_active_peer_forwarding_a_thousand_made_up_joiners_pushes_out_no_more_than_the_budget() {
+    let c = Config::default();
+    let mut n = full_node();
+    let start = 60_000;
+    // Peer 1 lies: it forwards joins of identities it controls, and each says yes at once.
+    for (i, sybil) in (5000..6000u32).enumerate() {
+        let at = t(start + i as u64);
+        n.handle(at, 1, Message::ForwardJoin { peer: sybil, ttl: 0 });
+        n.handle(at, sybil, Message::NeighborReply { accepted: true });
+    }
+    let honest = n.active().iter().filter(|p| (2..=5).contains(*p)).count();
+    assert!(honest >= 4 - c.eviction_burst as usize, "{:?}", n.active());
+    assert_eq!(n.active().len(), c.active_capacity);
+}
