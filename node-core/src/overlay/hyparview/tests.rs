@@ -141,6 +141,7 @@ fn a_failed_active_peer_is_replaced_from_the_passive_view() {
     for _ in 0..5 {
         net.advance(Duration::from_secs(60));
     }
+    assert!(net.connected(), "connected before the kill");
     // Kill a node: every neighbour notices its link drop.
     let dead = 7;
     net.nodes.remove(&dead);
@@ -149,6 +150,8 @@ fn a_failed_active_peer_is_replaced_from_the_passive_view() {
         node.peer_failed(now, &dead);
     }
     net.settle();
+    // Refusals are retried after the retry interval.
+    net.advance(Duration::from_secs(30));
     assert!(net.nodes.values().all(|n| !n.active().contains(&dead) && !n.passive().contains(&dead)));
     assert!(net.nodes.values().all(|n| !n.active().is_empty()), "nobody is left alone");
     assert!(net.connected());
