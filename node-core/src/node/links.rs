@@ -368,7 +368,11 @@ impl Node {
         }
         let (established, _, _) = self.counts();
         let full = established >= self.config.max_peers && replaced.is_none();
-        if full && self.peers.get(&peer).is_none_or(|p| p.source != Source::Manual) {
+        // A peer the user named gets past the cap only as the way in of a node with no neighbor:
+        // `--max-peers` is a hard limit once the node is in the overlay.
+        let way_in = self.overlay.overlay.membership().active().is_empty()
+            && self.peers.get(&peer).is_some_and(|p| p.source == Source::Manual);
+        if full && !way_in {
             let peers = self.exchange_list(Some(peer));
             self.send(link, &Message::PeerExchange { peers });
             self.send(link, &Message::Goodbye { reason: "peer limit reached".into() });

@@ -189,10 +189,22 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
         self.out.pop_front()
     }
 
-    /// A new neighbor: messages go to it in full until it prunes itself.
+    /// A new neighbor: messages go to it in full until it prunes itself. It also hears the ids
+    /// of the messages still cached (the newest [`Config::ihave_batch`]), so a node that joins,
+    /// or rejoins after its links churned, grafts what went by while it had no way in.
     pub fn neighbor_up(&mut self, peer: P) {
         self.lazy.remove(&peer);
-        self.eager.insert(peer);
+        self.eager.insert(peer.clone());
+        let recent: Vec<(I, u16)> = self
+            .cache_order
+            .iter()
+            .rev()
+            .filter_map(|id| self.cache.get(id).map(|c| (id.clone(), c.hops.saturating_add(1))))
+            .take(self.config.ihave_batch)
+            .collect();
+        if !recent.is_empty() {
+            self.send(peer, Message::IHave(recent));
+        }
     }
 
     /// A neighbor left.
@@ -213,12 +225,9 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
         true
     }
 
-    /// A message from neighbor `from`. Messages from non-neighbors are ignored: the driver
-    /// hands in only what came over an active link.
+    /// A message from `from`, over a link the driver authenticated (see [`Self::is_neighbor`]
+    /// for what a non-neighbor's message may do).
     pub fn handle(&mut self, now: Instant, from: P, message: Message<I>) {
-        if !self.eager.contains(&from) && !self.lazy.contains(&from) {
-            return;
-        }
         self.expire(now);
         match message {
             Message::Gossip { id, hops, payload } => self.on_gossip(now, from, id, hops, payload),
@@ -228,8 +237,10 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
                 }
             }
             Message::Graft(id) => {
-                self.lazy.remove(&from);
-                self.eager.insert(from.clone());
+                if self.is_neighbor(&from) {
+                    self.lazy.remove(&from);
+                    self.eager.insert(from.clone());
+                }
                 if let Some(id) = id {
                     if let Some(c) = self.cache.get(&id) {
                         let message =
@@ -244,6 +255,14 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
                 }
             }
         }
+    }
+
+    /// Whether `peer` is a neighbor (in the tree or announced to). Messages from other peers —
+    /// a link the membership is still settling, a view the two ends briefly disagree on — are
+    /// still delivered and answered, but never change the tree: a message must not be lost
+    /// because it crossed a link in the moment two views disagreed.
+    fn is_neighbor(&self, peer: &P) -> bool {
+        self.eager.contains(peer) || self.lazy.contains(peer)
     }
 
     /// A timer scheduled through [`Out::Schedule`] is due.
@@ -262,8 +281,10 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
             self.out.push_back(Out::Schedule(now + self.config.graft_retry, Timer::Missing(id.clone())));
         }
         self.stats.grafts += 1;
-        self.lazy.remove(&peer);
-        self.eager.insert(peer.clone());
+        if self.is_neighbor(&peer) {
+            self.lazy.remove(&peer);
+            self.eager.insert(peer.clone());
+        }
         self.send(peer, Message::Graft(Some(id)));
     }
 
@@ -272,15 +293,18 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
         if !self.seen.insert(id.clone()) {
             // A duplicate: this link is not needed in the tree.
             self.stats.duplicates += 1;
-            if self.eager.remove(&from) {
+            if self.is_neighbor(&from) {
+                self.eager.remove(&from);
                 self.lazy.insert(from.clone());
+                self.send(from, Message::Prune);
             }
-            self.send(from, Message::Prune);
             return;
         }
         self.missing.remove(&id);
-        self.lazy.remove(&from);
-        self.eager.insert(from.clone());
+        if self.is_neighbor(&from) {
+            self.lazy.remove(&from);
+            self.eager.insert(from.clone());
+        }
         self.out.push_back(Out::Deliver { id: id.clone(), from: from.clone(), hops, payload: payload.clone() });
         if hops < self.config.max_hops {
             self.push(now, id, Some(from), hops, payload);
@@ -290,7 +314,7 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
     fn on_ihave(&mut self, now: Instant, from: P, id: I, hops: u16) {
         if self.seen.contains(&id) {
             // Tree optimisation: a much shorter path exists through `from`; take it.
-            if let Some(c) = self.cache.get(&id) {
+            if let Some(c) = self.cache.get(&id).filter(|_| self.is_neighbor(&from)) {
                 if hops.saturating_add(self.config.optimization_threshold) < c.hops {
                     if let Some(parent) = c.from.clone() {
                         self.lazy.remove(&from);

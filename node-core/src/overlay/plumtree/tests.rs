@@ -169,14 +169,23 @@ fn ten_thousand_announcements_of_messages_that_do_not_exist_are_bounded_and_forg
 }
 
 #[test]
-fn a_graft_for_an_unknown_id_and_messages_from_strangers_send_nothing() {
+fn a_graft_for_an_unknown_id_sends_nothing_and_a_non_neighbor_never_enters_the_tree() {
     let mut node: PlumTree<usize, u64> = PlumTree::new(Config::default());
     node.neighbor_up(1);
     node.handle(t(0), 1, Message::Graft(Some(5)));
-    node.handle(t(0), 9, Message::Gossip { id: 1, hops: 1, payload: vec![] });
-    node.handle(t(0), 9, Message::IHave(vec![(2, 1)]));
     assert!(node.poll().is_none());
+    // Peer 9 is linked but not (or not yet) a neighbor: its message is delivered and passed to
+    // the tree, but 9 is neither pushed to nor pruned, and its grafts and prunes change nothing.
+    node.handle(t(0), 9, Message::Gossip { id: 1, hops: 1, payload: vec![] });
+    let out: Vec<_> = std::iter::from_fn(|| node.poll()).collect();
+    assert!(out.iter().any(|o| matches!(o, Out::Deliver { id: 1, from: 9, .. })), "{out:?}");
+    assert!(out.iter().all(|o| !matches!(o, Out::Send(9, _))), "{out:?}");
+    node.handle(t(0), 9, Message::Gossip { id: 1, hops: 1, payload: vec![] });
+    node.handle(t(0), 9, Message::Graft(None));
+    node.handle(t(0), 9, Message::Prune);
+    assert!(node.poll().is_none(), "no prune for a duplicate from a non-neighbor");
     assert!(!node.eager().contains(&9) && !node.lazy().contains(&9));
+    assert!(node.eager().contains(&1));
 }
 
 #[test]
@@ -187,4 +196,32 @@ fn a_message_past_the_hop_limit_is_delivered_but_not_passed_on() {
     node.handle(t(0), 1, Message::Gossip { id: 1, hops: u16::MAX, payload: vec![] });
     let out: Vec<_> = std::iter::from_fn(|| node.poll()).collect();
     assert!(matches!(&out[..], [Out::Deliver { .. }]), "{out:?}");
+}
+
+#[test]
+fn a_neighbor_that_arrives_after_a_message_hears_of_it_and_grafts_it() {
+    let mut a: PlumTree<usize, u64> = PlumTree::new(Config::default());
+    let mut b: PlumTree<usize, u64> = PlumTree::new(Config::default());
+    assert!(a.broadcast(t(0), 1, vec![42]));
+    while a.poll().is_some() {}
+    // b links to a a second later: a tells it what it still holds.
+    a.neighbor_up(2);
+    b.neighbor_up(1);
+    let to_b: Vec<_> = std::iter::from_fn(|| a.poll()).collect();
+    assert_eq!(to_b, [Out::Send(2, Message::IHave(vec![(1, 1)]))]);
+    b.handle(t(1000), 1, Message::IHave(vec![(1, 1)]));
+    let timer = std::iter::from_fn(|| b.poll()).find_map(|o| match o {
+        Out::Schedule(at, timer) => Some((at, timer)),
+        _ => None,
+    });
+    let (at, timer) = timer.expect("b waits for it, then grafts");
+    b.timer(at, timer);
+    let graft: Vec<_> = std::iter::from_fn(|| b.poll()).collect();
+    assert_eq!(graft, [Out::Send(1, Message::Graft(Some(1)))]);
+    a.handle(at, 2, Message::Graft(Some(1)));
+    let Some(Out::Send(2, gossip)) = a.poll() else { panic!("a answers the graft") };
+    b.handle(at, 1, gossip);
+    assert!(
+        std::iter::from_fn(|| b.poll()).any(|o| matches!(o, Out::Deliver { id: 1, payload, .. } if payload == [42]))
+    );
 }
