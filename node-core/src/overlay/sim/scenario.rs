@@ -46,28 +46,34 @@ pub fn grow(config: SimConfig, growth: Growth) -> OverlaySim {
 /// Broadcasts from `count` random live nodes, one every `every`, then waits `tail` for the last
 /// to spread; returns each broadcast's spread.
 pub fn broadcasts(sim: &mut OverlaySim, count: usize, every: Duration, tail: Duration) -> Vec<Spread> {
-    let mut ids: Vec<MessageId> = Vec::with_capacity(count);
-    for _ in 0..count {
-        if let Some(origin) = sim.random_live() {
-            ids.push(sim.broadcast(origin));
-        }
-        sim.run_for(every);
-    }
-    sim.run_for(tail);
+    let ids = send_from_random_nodes(sim, count, every, tail, OverlaySim::broadcast);
     ids.iter().filter_map(|id| sim.spread(id).cloned()).collect()
 }
 
 /// The same, flooded (the baseline).
 pub fn floods(sim: &mut OverlaySim, count: usize, every: Duration, tail: Duration) -> Vec<Spread> {
-    let mut ids: Vec<MessageId> = Vec::with_capacity(count);
+    let ids = send_from_random_nodes(sim, count, every, tail, OverlaySim::flood);
+    ids.iter().filter_map(|id| sim.flood_spread(id).cloned()).collect()
+}
+
+/// Sends `count` messages with `send`, each from a random live node, `every` apart, then lets
+/// `tail` pass.
+fn send_from_random_nodes(
+    sim: &mut OverlaySim,
+    count: usize,
+    every: Duration,
+    tail: Duration,
+    send: fn(&mut OverlaySim, Id) -> MessageId,
+) -> Vec<MessageId> {
+    let mut ids = Vec::with_capacity(count);
     for _ in 0..count {
         if let Some(origin) = sim.random_live() {
-            ids.push(sim.flood(origin));
+            ids.push(send(sim, origin));
         }
         sim.run_for(every);
     }
     sim.run_for(tail);
-    ids.iter().filter_map(|id| sim.flood_spread(id).cloned()).collect()
+    ids
 }
 
 /// How many of the nodes alive now a spread missed.
