@@ -53,6 +53,9 @@ pub(super) struct Attempt {
     /// Whether our `Hello` (initiator) or `Welcome` (responder) went out: each waits for a
     /// route to the peer and for our NAT report, so both plans are made from real reports.
     greeted: bool,
+    /// Whether it went out on a signaling channel that reaches the peer (rather than only
+    /// into the mesh, which may not): when such a channel appears later, it goes again.
+    greeted_on_channel: bool,
     /// Responder: the initiator's punch address, until our own socket is ready.
     punch_remote: Option<(PunchProto, SocketAddr)>,
     steps: Vec<StepReport>,
@@ -69,6 +72,7 @@ impl Attempt {
             current: None,
             deadline,
             greeted: false,
+            greeted_on_channel: false,
             punch_remote: None,
             steps: Vec::new(),
         }
@@ -143,13 +147,15 @@ impl Node {
             .iter()
             .filter(|(_, a)| !a.greeted && (have_nat || now - a.started >= NAT_WAIT))
             .map(|(p, _)| *p)
-            .filter(|p| self.can_signal(p) || !self.links.is_empty())
+            .filter(|p| self.can_signal(p) || self.peers.iter().any(|(_, k)| k.link.is_some()))
             .collect();
         let info = self.endpoint_info();
         let whole: Duration = Strategy::LADDER.iter().map(|s| s.timeout()).sum();
         for peer in ready {
+            let on_channel = self.can_signal(&peer);
             let Some(a) = self.connects.get_mut(&peer) else { continue };
             a.greeted = true;
+            a.greeted_on_channel = on_channel;
             let info = info.clone();
             let step = match a.role {
                 Role::Initiator => {
@@ -165,6 +171,20 @@ impl Node {
             let session = a.session;
             self.send_envelope(peer, &SignalBody::Connect { session, step });
         }
+    }
+
+    /// A signaling channel now reaches `peer` (`None`: everyone, a broker came up): a `Hello`
+    /// or `Welcome` that could only go into the mesh (which need not reach the peer) goes again
+    /// on it, in the same session, so the peer answers whichever copy arrives first, once.
+    pub(super) fn connect_channel_opened(&mut self, now: Instant, peer: Option<PeerId>) {
+        for (p, a) in self.connects.iter_mut() {
+            // Nothing came back yet: no Welcome (initiator), no Try (responder).
+            let unanswered = a.current.is_none() && (a.role == Role::Responder || a.remote.is_none());
+            if peer.is_none_or(|peer| peer == *p) && a.greeted && !a.greeted_on_channel && unanswered {
+                a.greeted = false;
+            }
+        }
+        self.connect_send_hellos(now);
     }
 
     /// A `Connect` envelope from `from`.

@@ -125,7 +125,7 @@ impl Node {
             }
             self.overlay_learn(now, peer);
             self.dial_candidates(now);
-            self.connect_send_hellos(now);
+            self.connect_channel_opened(now, Some(peer));
         } else if let Some(p) = self.peers.get_mut(&peer) {
             p.signal = false;
             // A peer that left the signaling server may have closed its tab: ask it right away

@@ -318,3 +318,58 @@ fn when_the_udp_punch_fails_the_tcp_punch_still_gets_its_own_addresses() {
     assert_eq!(punch(&outs_b), Some((tcp_b, addr("198.51.100.1:42001"))));
     assert_eq!(punch(&outs_a), Some((tcp_a, addr("198.51.100.2:42002"))));
 }
+
+/// The `Hello`s `outs` hands to a signaling channel.
+fn signals(outs: &[Output]) -> Vec<Vec<u8>> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::SendSignal { data, .. } => Some(data.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_hello_waits_for_a_route_and_a_link_still_dialing_is_none() {
+    let (mut a, mut b) = (natted(1, "198.51.100.1:40000"), natted(2, "198.51.100.2:40000"));
+    let (ka, kb) = (keys(1).peer_id(), keys(2).peer_id());
+    // A dials somewhere (say, an address a bootstrap listing gave): a link, but no route yet.
+    a.command(t(1), Command::Connect { addr: addr("10.0.2.2:4000"), expect: Some(kb) }).unwrap();
+    a.command(t(1), Command::ConnectPeer { peer: kb }).unwrap();
+    assert!(signals(&drain(&mut a)).is_empty(), "no channel reaches B and no linked peer could carry it");
+    // B comes online on the server: the Hello goes, and B answers it.
+    b.handle(t(2), Input::SignalPeer { peer: ka, online: true });
+    drain(&mut b);
+    a.handle(t(2), Input::SignalPeer { peer: kb, online: true });
+    let outs = drain(&mut a);
+    assert_eq!(signals(&outs).len(), 1, "the Hello went on the channel: {outs:?}");
+    for data in signals(&outs) {
+        b.handle(t(2), Input::Signal { data });
+    }
+    let welcome = signals(&drain(&mut b));
+    assert_eq!(welcome.len(), 1, "B welcomes A");
+}
+
+#[test]
+fn a_hello_that_went_only_into_the_mesh_goes_again_when_a_channel_reaches_the_peer() {
+    let (mut a, mut b) = (natted(1, "198.51.100.1:40000"), natted(2, "198.51.100.2:40000"));
+    let (ka, kb, kc) = (keys(1).peer_id(), keys(2).peer_id(), keys(3));
+    link_up(&mut a, &kc, t(1));
+    drain(&mut a);
+    a.command(t(1), Command::ConnectPeer { peer: kb }).unwrap();
+    let outs = drain(&mut a);
+    assert!(signals(&outs).is_empty(), "no channel yet");
+    let flooded = outs.iter().any(|o| matches!(o, Output::SendFrame { .. }));
+    assert!(flooded, "the Hello went into the mesh: {outs:?}");
+    b.handle(t(2), Input::SignalPeer { peer: ka, online: true });
+    drain(&mut b);
+    a.handle(t(2), Input::SignalPeer { peer: kb, online: true });
+    let hellos = signals(&drain(&mut a));
+    assert_eq!(hellos.len(), 1, "the Hello goes again, on the channel");
+    b.handle(t(2), Input::Signal { data: hellos[0].clone() });
+    assert_eq!(signals(&drain(&mut b)).len(), 1, "B welcomes A");
+    // Sent on a channel once, it is not sent again however often the channel comes and goes.
+    a.handle(t(3), Input::SignalPeer { peer: kb, online: false });
+    a.handle(t(3), Input::SignalPeer { peer: kb, online: true });
+    assert!(signals(&drain(&mut a)).is_empty());
+}
