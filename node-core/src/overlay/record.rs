@@ -38,6 +38,9 @@ pub const MAX_VALUE_LEN: usize = 1024;
 /// longer takes room in the DHT.
 pub const MAX_NAME_LEN: usize = crate::names::MAX_NAME_LEN;
 
+/// Most peers an addresses record names as ways in ([`RecordKind::Addresses`]).
+pub const MAX_VIA: usize = 8;
+
 /// Hash domain of an addresses record's key. Each kind has its own, so no record of one kind can
 /// land on the key of another, even when the hashed bytes coincide.
 const ADDRESSES_KEY_DOMAIN: &[u8] = b"weft/v1/dht-key/addresses\0";
@@ -70,7 +73,9 @@ pub fn name_key(server: &PeerId, name: &str) -> Key {
 pub enum RecordKind {
     /// The publisher's current addresses. The value is the postcard encoding of a
     /// `Vec<SocketAddr>` of at most [`MAX_ADDRS`] entries (IPv6 flow info and scope ids are not
-    /// carried: they mean nothing to another host).
+    /// carried: they mean nothing to another host), then optionally of a `Vec<PeerId>` of at
+    /// most [`MAX_VIA`] peers linked to the publisher: the way to reach one that cannot be
+    /// dialed (a browser, or a node behind a NAT) is through one of them.
     Addresses,
     /// A human name, 1 to [`MAX_NAME_LEN`] bytes, mirrored from a bootstrap server. The publisher is
     /// the server's identity and the value the server's own encoding of the name's record, opaque
@@ -123,6 +128,12 @@ pub enum RecordError {
         /// How many.
         count: usize,
     },
+    /// More linked peers than [`MAX_VIA`] (as given, or as the value claims).
+    #[error("{count} linked peers exceed {MAX_VIA}")]
+    TooManyVia {
+        /// How many.
+        count: usize,
+    },
     /// An addresses record whose value is not a list of socket addresses.
     #[error("the addresses in a record do not decode")]
     MalformedAddrs,
@@ -169,17 +180,30 @@ fn check_name(name: &str) -> Result<(), RecordError> {
     Ok(())
 }
 
-/// Decodes an addresses value. Trailing bytes are ignored, as on the wire, so a later version can
-/// append to the value without older nodes refusing it.
-fn decode_addrs(value: &[u8]) -> Result<Vec<SocketAddr>, RecordError> {
-    // postcard writes a sequence as its length (a varint) and then the elements. Read the claimed
-    // length first: a forged length would otherwise make the decoder reserve room for it.
+/// The claimed length of the sequence `value` starts with, refused above `max` (read first: a
+/// forged length would otherwise make the decoder reserve room for it).
+fn sequence_len(value: &[u8], max: usize, too_many: fn(usize) -> RecordError) -> Result<(), RecordError> {
+    // postcard writes a sequence as its length (a varint) and then the elements.
     let (count, _) = postcard::take_from_bytes::<u32>(value).map_err(|_| RecordError::MalformedAddrs)?;
     let count = usize::try_from(count).unwrap_or(usize::MAX);
-    if count > MAX_ADDRS {
-        return Err(RecordError::TooManyAddrs { count });
+    if count > max {
+        return Err(too_many(count));
     }
-    postcard::from_bytes(value).map_err(|_| RecordError::MalformedAddrs)
+    Ok(())
+}
+
+/// Decodes an addresses value: the addresses and the peers linked to the publisher (none when
+/// the value stops after the addresses). Trailing bytes after those are ignored, as on the
+/// wire, so a later version can append to the value without older nodes refusing it.
+fn decode_addrs(value: &[u8]) -> Result<(Vec<SocketAddr>, Vec<PeerId>), RecordError> {
+    sequence_len(value, MAX_ADDRS, |count| RecordError::TooManyAddrs { count })?;
+    let (addrs, rest) = postcard::take_from_bytes(value).map_err(|_| RecordError::MalformedAddrs)?;
+    if rest.is_empty() {
+        return Ok((addrs, Vec::new()));
+    }
+    sequence_len(rest, MAX_VIA, |count| RecordError::TooManyVia { count })?;
+    let (via, _) = postcard::take_from_bytes(rest).map_err(|_| RecordError::MalformedAddrs)?;
+    Ok((addrs, via))
 }
 
 impl SignedRecord {
@@ -187,12 +211,30 @@ impl SignedRecord {
     /// none, to say "not reachable directly"), version `seq`, served until `expires` (kept to the
     /// millisecond).
     pub fn addresses(keys: &Keypair, addrs: &[SocketAddr], seq: u64, expires: Instant) -> Result<Self, RecordError> {
+        Self::addresses_via(keys, addrs, &[], seq, expires)
+    }
+
+    /// [`addresses`](Self::addresses), naming also `via`: peers linked to the publisher, through
+    /// which it can be reached when none of `addrs` can be dialed (at most [`MAX_VIA`]).
+    pub fn addresses_via(
+        keys: &Keypair,
+        addrs: &[SocketAddr],
+        via: &[PeerId],
+        seq: u64,
+        expires: Instant,
+    ) -> Result<Self, RecordError> {
         if addrs.len() > MAX_ADDRS {
             return Err(RecordError::TooManyAddrs { count: addrs.len() });
         }
-        // Encoding socket addresses into a Vec cannot fail; were it to, the bounds check below
-        // would refuse the empty value rather than sign it.
-        let value = postcard::to_allocvec(addrs).unwrap_or_default();
+        if via.len() > MAX_VIA {
+            return Err(RecordError::TooManyVia { count: via.len() });
+        }
+        // Encoding socket addresses and ids into a Vec cannot fail; were it to, the bounds check
+        // below would refuse the empty value rather than sign it.
+        let mut value = postcard::to_allocvec(addrs).unwrap_or_default();
+        if !via.is_empty() {
+            value.extend(postcard::to_allocvec(via).unwrap_or_default());
+        }
         check_bounds(&RecordKind::Addresses, &value)?;
         Ok(Self::sign_unchecked(keys, RecordKind::Addresses, value, seq, expires.unix_ms()))
     }
@@ -238,6 +280,16 @@ impl SignedRecord {
     /// decode within [`MAX_ADDRS`]. Decoding is not verifying: call it on a record that passed
     /// [`check`](Self::check) (the DHT hands out only those).
     pub fn addrs(&self) -> Option<Vec<SocketAddr>> {
+        self.decoded_addrs().map(|(addrs, _)| addrs)
+    }
+
+    /// The peers an addresses record names as linked to its publisher (see
+    /// [`addrs`](Self::addrs) for when it is `None`).
+    pub fn via(&self) -> Option<Vec<PeerId>> {
+        self.decoded_addrs().map(|(_, via)| via)
+    }
+
+    fn decoded_addrs(&self) -> Option<(Vec<SocketAddr>, Vec<PeerId>)> {
         match self.kind {
             RecordKind::Addresses => decode_addrs(&self.value).ok(),
             RecordKind::Name(_) => None,
@@ -361,6 +413,30 @@ mod tests {
             ("kind", SignedRecord { kind, ..r.clone() }),
             ("signature", SignedRecord { signature: Signature::from_bytes(signature), ..r.clone() }),
         ]
+    }
+
+    #[test]
+    fn an_addresses_record_names_the_peers_it_can_be_reached_through() {
+        let via: Vec<PeerId> = (10..10 + MAX_VIA as u8).map(|n| keys(n).peer_id()).collect();
+        let r = SignedRecord::addresses_via(&keys(1), &some_addrs(), &via, 1, t(60_000)).unwrap();
+        assert_eq!(r.check(), Ok(()));
+        assert_eq!((r.addrs(), r.via()), (Some(some_addrs()), Some(via.clone())));
+        // A record from before `via` existed (addresses only) reads as reachable through nobody.
+        assert_eq!(addresses(1, 1).via(), Some(vec![]));
+        let too_many: Vec<PeerId> = (0..=MAX_VIA as u8).map(|n| keys(n).peer_id()).collect();
+        let refused = SignedRecord::addresses_via(&keys(1), &[], &too_many, 1, t(1));
+        assert_eq!(refused, Err(RecordError::TooManyVia { count: MAX_VIA + 1 }));
+        // Signed anyway, by a publisher that skips the constructor: still refused.
+        let mut value = postcard::to_allocvec(&some_addrs()).unwrap();
+        value.extend(postcard::to_allocvec(&too_many).unwrap());
+        let forged = SignedRecord::sign_unchecked(&keys(1), RecordKind::Addresses, value, 1, t(1).unix_ms());
+        assert_eq!(forged.check(), Err(RecordError::TooManyVia { count: MAX_VIA + 1 }));
+        assert_eq!(forged.via(), None);
+        // A huge claimed count is refused before anything is reserved for it.
+        let mut value = postcard::to_allocvec(&some_addrs()).unwrap();
+        value.extend(postcard::to_allocvec(&u32::MAX).unwrap());
+        let forged = SignedRecord::sign_unchecked(&keys(1), RecordKind::Addresses, value, 1, t(1).unix_ms());
+        assert!(matches!(forged.check(), Err(RecordError::TooManyVia { .. })));
     }
 
     #[test]
