@@ -70,6 +70,13 @@ pub(super) struct Link {
     pub reported: Vec<(PeerId, String)>,
     /// A hole punched for this pair only: its addresses are no use to anyone else.
     pub punched: bool,
+    /// Whether the peer has taken the link: it spoke after its `Hello` (a node at its cap
+    /// sends `Hello` and then refuses). Messages held for the peer wait for this, so none goes
+    /// into a link about to be refused. Links the peer dialed are taken from the start.
+    pub confirmed: bool,
+    /// Opened to carry messages held for the peer (DHT requests, a routed message), not to
+    /// make it a neighbor: closed as soon as it goes quiet.
+    pub for_held: bool,
 }
 
 impl Link {
@@ -100,6 +107,8 @@ impl Link {
             probe: None,
             reported: Vec::new(),
             punched: false,
+            confirmed: direction == Direction::Inbound,
+            for_held: false,
         }
     }
 
@@ -447,6 +456,13 @@ impl Node {
     }
 
     fn handle_message(&mut self, now: Instant, link: LinkId, peer: PeerId, msg: Message) {
+        // Our first Ping's answer, or the peer's own first Ping: it took the link.
+        if matches!(msg, Message::Ping { .. } | Message::Pong { .. }) {
+            if let Some(l) = self.links.get_mut(&link).filter(|l| !l.confirmed) {
+                l.confirmed = true;
+                self.overlay_link_confirmed(link, peer);
+            }
+        }
         match msg {
             Message::Hello(_) => self.misbehaved(link, "second Hello"),
             Message::Ping { nonce } => self.send(link, &Message::Pong { nonce }),

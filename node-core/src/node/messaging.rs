@@ -83,9 +83,10 @@ impl Node {
         self.seen.insert(body.msg_id);
         let signature = sign_body(self, signing_domain::DIRECT, &body);
         let msg = Message::Direct(Signed { body, signature, hops: self.config.max_hops });
-        if !self.send_to_peer(&to, &msg) {
-            // No link: let the mesh route it (each hop forwards once, dedup by id).
-            self.flood(&msg, None);
+        // No link: the recipient's record routes it, or else the mesh floods it (each hop
+        // forwards once, dedup by id).
+        if !self.send_over_link(now, to, msg.clone()) && !self.route_by_record(now, to, msg.clone(), true) {
+            self.flood_unrouted(&msg);
         }
         Ok(())
     }
@@ -146,8 +147,15 @@ impl Node {
         direct.hops -= 1;
         let to = direct.body.to;
         let msg = Message::Direct(direct);
-        if !self.send_to_peer(&to, &msg) {
+        if !self.send_over_link(now, to, msg.clone()) && !self.route_by_record(now, to, msg.clone(), false) {
+            self.stats.flooded_messages += 1;
             self.flood(&msg, Some(link));
         }
+    }
+
+    /// A direct message or envelope with no route to its recipient: every link gets it.
+    pub(super) fn flood_unrouted(&mut self, msg: &Message) {
+        self.stats.flooded_messages += 1;
+        self.flood(msg, None);
     }
 }

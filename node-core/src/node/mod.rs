@@ -1,6 +1,7 @@
 //! The [`Node`]: the whole protocol of one peer as a state machine.
 
 mod connect;
+mod dht;
 mod dialing;
 mod discovery;
 mod exchange;
@@ -65,6 +66,9 @@ pub struct Stats {
     pub unmatched_signals: u64,
     /// Overlay messages dropped because too many waited for links to open.
     pub overlay_dropped: u64,
+    /// Direct messages and envelopes sent to every link because no route to their recipient was
+    /// known (no link, no record in the DHT): each costs the mesh a flood.
+    pub flooded_messages: u64,
 }
 
 /// One peer's protocol state: discovery, links, messaging and transfers, with no IO.
@@ -464,6 +468,7 @@ impl Node {
     fn maintain(&mut self, now: Instant) {
         self.check_links(now);
         self.overlay_maintain(now);
+        self.dht_maintain(now);
         self.peers.expire(now);
         self.dial_candidates(now);
         let actions = self.transfers.tick(now);

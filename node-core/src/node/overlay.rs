@@ -25,14 +25,27 @@ const OUTBOX_PEERS: usize = 64;
 /// How long held messages wait for their link before the peer counts as unreachable.
 const OUTBOX_WAIT: Duration = Duration::from_secs(10);
 /// A link that is neither an overlay neighbor nor needed by a transfer is closed once it is
-/// this old (time for a request over it to be answered).
+/// this old (time for a request over it to be answered)...
 const TRANSIENT_LINK_AGE: Duration = Duration::from_secs(10);
+/// ...or, when we opened it for held messages, once it has been quiet this long: what it was
+/// opened for (DHT requests, a routed message) is done, and the spare link slot is free for the
+/// next one.
+const TRANSIENT_LINK_IDLE: Duration = Duration::from_secs(3);
 
-/// Messages for a peer we have no link to yet.
+/// Messages for a peer we have no link to yet: overlay messages (with their hints), and direct
+/// messages or envelopes the DHT routed to it ([`super::dht`]).
 #[derive(Debug)]
 struct Held {
     since: Instant,
-    messages: VecDeque<OverlayMessage>,
+    messages: VecDeque<Message>,
+}
+
+/// Why a message was not held for a peer.
+pub(super) enum NotHeld {
+    /// Too many peers have messages waiting: this one is not taken (the caller still has it).
+    Refused,
+    /// The peer's queue was full: its oldest message makes room.
+    PushedOut(Box<Message>),
 }
 
 /// The node's overlay and what the node keeps for it.
@@ -41,6 +54,8 @@ pub(super) struct OverlayState {
     timers: BTreeMap<(Instant, u64), overlay::Timer<PeerId>>,
     seq: u64,
     outbox: BTreeMap<PeerId, Held>,
+    /// The DHT's part: our published record, and messages waiting for a route.
+    pub routes: super::dht::Routes,
 }
 
 impl OverlayState {
@@ -51,6 +66,7 @@ impl OverlayState {
             timers: BTreeMap::new(),
             seq: 0,
             outbox: BTreeMap::new(),
+            routes: super::dht::Routes::default(),
         }
     }
 
@@ -86,7 +102,7 @@ impl Node {
                 overlay::Out::NeighborDown(peer) => self.overlay_release(now, peer),
                 overlay::Out::Isolated => self.overlay_rejoin(now),
                 overlay::Out::Deliver { payload, .. } => self.deliver_gossip_chat(&payload),
-                overlay::Out::LookupDone(_) => {}
+                overlay::Out::LookupDone(done) => self.dht_lookup_done(now, done),
             }
         }
     }
@@ -111,14 +127,20 @@ impl Node {
         }
     }
 
-    /// An authenticated link to `peer` is up: held messages go out; a link the user asked for
-    /// is our way into the overlay.
-    pub(super) fn overlay_link_up(&mut self, now: Instant, peer: PeerId, link: LinkId, user_asked: bool) {
+    /// The peer took the link ([`super::links::Link::confirmed`]): what was held for it goes.
+    pub(super) fn overlay_link_confirmed(&mut self, link: LinkId, peer: PeerId) {
         if let Some(held) = self.overlay.outbox.remove(&peer) {
             for message in held.messages {
-                let hints = self.hints_for(&message);
-                self.send(link, &Message::Overlay { message, hints });
+                self.send(link, &message);
             }
+        }
+    }
+
+    /// An authenticated link to `peer` is up: held messages go out once the peer takes it (at
+    /// once on a link it dialed); a link the user asked for is our way into the overlay.
+    pub(super) fn overlay_link_up(&mut self, now: Instant, peer: PeerId, link: LinkId, user_asked: bool) {
+        if self.links.get(&link).is_some_and(|l| l.confirmed) {
+            self.overlay_link_confirmed(link, peer);
         }
         self.overlay.overlay.link_up(now, peer);
         if user_asked && !self.overlay.overlay.membership().active().contains(&peer) {
@@ -130,14 +152,26 @@ impl Node {
     /// The link to `peer` is gone (or never came up): if the overlay counted on it, it looks
     /// elsewhere.
     pub(super) fn overlay_link_gone(&mut self, now: Instant, peer: PeerId) {
-        let held = self.overlay.outbox.remove(&peer).is_some();
-        if held || self.overlay.overlay.membership().active().contains(&peer) {
+        let held = self.overlay.outbox.remove(&peer).map(|h| h.messages).unwrap_or_default();
+        let mut membership = false;
+        for message in held {
+            match message {
+                Message::Overlay { message: overlay::Message::Membership(_), .. } => membership = true,
+                Message::Overlay { .. } => {}
+                routed => self.reroute(now, peer, routed),
+            }
+        }
+        if membership || self.overlay.overlay.membership().active().contains(&peer) {
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.given_up = true;
             }
             self.overlay.overlay.peer_failed(now, &peer);
-            self.overlay_pump(now);
+        } else {
+            // Only DHT requests waited for it: a busy peer, not a dead one.
+            self.overlay.overlay.peer_unreachable(now, &peer);
         }
+        self.overlay_pump(now);
+        self.dial_waiting(now);
     }
 
     /// An overlay message over `link`, from `peer`.
@@ -159,8 +193,18 @@ impl Node {
                 Err(reason) => return self.misbehaved(link, reason),
             }
         }
+        use crate::overlay::kademlia::Message as Dht;
+        let answer = matches!(message, overlay::Message::Dht(Dht::Nodes { .. } | Dht::Found { .. }));
         self.overlay.overlay.handle(now, peer, message);
         self.overlay_pump(now);
+        // The asker closes a link it opened for its requests once the last answer is in (it sent
+        // everything it had before asking, so nothing is cut off), so the one spare link slot
+        // serves the next request within a round trip. The other side cannot know that no more
+        // is coming: it waits for the close, or for the link to go quiet.
+        let for_held = self.links.get(&link).is_some_and(|l| l.for_held);
+        if answer && for_held && !self.link_needed(&peer) {
+            self.release_link(now, link);
+        }
     }
 
     /// Sends a chat message of ours through PlumTree.
@@ -179,47 +223,83 @@ impl Node {
         for peer in expired {
             self.overlay_link_gone(now, peer);
         }
-        let waiting: Vec<PeerId> = self.overlay.outbox.keys().copied().collect();
-        for peer in waiting {
-            self.overlay_dial(now, peer);
-        }
-        let active = self.overlay.overlay.membership().active().clone();
+        self.dial_waiting(now);
         let idle: Vec<LinkId> = self
             .links
             .iter()
             .filter_map(|(id, l)| {
                 let LinkState::Established { peer, .. } = l.state else { return None };
-                let needed = active.contains(&peer)
-                    || self.overlay.outbox.contains_key(&peer)
-                    || self.transfers.involves(&peer)
-                    || now - l.opened_at < TRANSIENT_LINK_AGE;
-                (!needed).then_some(*id)
+                let quiet = l.for_held && now - l.last_rx >= TRANSIENT_LINK_IDLE;
+                let young = now - l.opened_at < TRANSIENT_LINK_AGE && !quiet;
+                (!young && !self.link_needed(&peer)).then_some(*id)
             })
             .collect();
         for link in idle {
-            self.send(link, &Message::Goodbye { reason: "not an overlay neighbor".into() });
-            self.close_link(link, "not an overlay neighbor", Some(now));
+            self.release_link(now, link);
+        }
+    }
+
+    /// Whether the link to `peer` has a job beyond the request that opened it: an overlay
+    /// neighbor, messages waiting for it, an answer we wait for, a transfer.
+    fn link_needed(&self, peer: &PeerId) -> bool {
+        let overlay = &self.overlay.overlay;
+        overlay.membership().active().contains(peer)
+            || overlay.membership().asked().contains(peer)
+            || self.overlay.outbox.contains_key(peer)
+            || overlay.dht().awaiting(peer)
+            || self.transfers.involves(peer)
+    }
+
+    fn release_link(&mut self, now: Instant, link: LinkId) {
+        self.send(link, &Message::Goodbye { reason: "not an overlay neighbor".into() });
+        self.close_link(link, "not an overlay neighbor", Some(now));
+        self.dial_waiting(now);
+    }
+
+    /// Opens links for the peers messages wait for, as far as the link cap allows (called when
+    /// a link slot frees up, and every second).
+    fn dial_waiting(&mut self, now: Instant) {
+        let waiting: Vec<PeerId> = self.overlay.outbox.keys().copied().collect();
+        for peer in waiting {
+            self.overlay_dial(now, peer);
         }
     }
 
     fn overlay_send(&mut self, now: Instant, peer: PeerId, message: OverlayMessage) {
+        let hints = self.hints_for(&message);
+        let message = Message::Overlay { message, hints };
         if let Some(link) = self.peers.link_of(&peer) {
-            let hints = self.hints_for(&message);
-            self.send(link, &Message::Overlay { message, hints });
-            return;
+            return self.send(link, &message);
         }
+        match self.hold_for(now, peer, message) {
+            Ok(()) => {}
+            Err(NotHeld::Refused) => {
+                self.stats.overlay_dropped += 1;
+                self.overlay.overlay.peer_failed(now, &peer);
+            }
+            Err(NotHeld::PushedOut(oldest)) => self.give_up_held(&oldest),
+        }
+    }
+
+    /// Holds `message` for `peer` while a link to it opens (opening it if need be).
+    pub(super) fn hold_for(&mut self, now: Instant, peer: PeerId, message: Message) -> Result<(), NotHeld> {
         if !self.overlay.outbox.contains_key(&peer) && self.overlay.outbox.len() >= OUTBOX_PEERS {
-            self.stats.overlay_dropped += 1;
-            self.overlay.overlay.peer_failed(now, &peer);
-            return;
+            return Err(NotHeld::Refused);
         }
         let held = self.overlay.outbox.entry(peer).or_insert_with(|| Held { since: now, messages: VecDeque::new() });
-        if held.messages.len() >= OUTBOX_PER_PEER {
-            held.messages.pop_front();
-            self.stats.overlay_dropped += 1;
-        }
         held.messages.push_back(message);
+        let pushed_out = (held.messages.len() > OUTBOX_PER_PEER).then(|| held.messages.pop_front()).flatten();
         self.overlay_dial(now, peer);
+        pushed_out.map_or(Ok(()), |m| Err(NotHeld::PushedOut(Box::new(m))))
+    }
+
+    /// A held message that will not go to its peer: an overlay message is dropped (the overlay
+    /// copes), a routed one is the user's and goes to the mesh the slow way.
+    fn give_up_held(&mut self, message: &Message) {
+        match message {
+            Message::Overlay { .. } => self.stats.overlay_dropped += 1,
+            routed => self.flood_unrouted(routed),
+        }
     }
 
     /// Opens a link to `peer` for the overlay: TCP to an address we know, or WebRTC through a
@@ -255,6 +335,22 @@ impl Node {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.dialing = Some(link);
         }
+        // Only DHT requests, shuffle replies and routed messages make a link short-lived: one
+        // that may become a neighbor (a join, a neighbor request) gets the time the views need
+        // to settle.
+        let for_held = self.overlay.outbox.get(&peer).is_some_and(|h| {
+            h.messages.iter().all(|m| match m {
+                Message::Overlay { message, .. } => matches!(
+                    message,
+                    overlay::Message::Dht(_)
+                        | overlay::Message::Membership(overlay::hyparview::Message::ShuffleReply { .. })
+                ),
+                _ => true,
+            })
+        });
+        if let Some(l) = self.links.get_mut(&link) {
+            l.for_held = for_held;
+        }
     }
 
     /// `peer` left the active view: its link goes unless something else needs it.
@@ -263,8 +359,7 @@ impl Node {
             return;
         }
         if let Some(link) = self.peers.link_of(&peer) {
-            self.send(link, &Message::Goodbye { reason: "not an overlay neighbor".into() });
-            self.close_link(link, "not an overlay neighbor", Some(now));
+            self.release_link(now, link);
         }
     }
 

@@ -45,7 +45,15 @@ impl Node {
         if on_channel || hops == 0 || !self.has_room() {
             return;
         }
-        self.flood(&Message::Signal { envelope, hops: hops - 1 }, arrived_on);
+        // Our own envelope may wait for a lookup of the recipient's record; one we pass on
+        // follows a record we already have, or floods.
+        let look_up = envelope.from == self.me;
+        let msg = Message::Signal { envelope, hops: hops - 1 };
+        if self.route_by_record(self.now, to, msg.clone(), look_up) {
+            return;
+        }
+        self.stats.flooded_messages += 1;
+        self.flood(&msg, arrived_on);
     }
 
     /// Whether a driver channel reaches `peer` with our own envelopes: a broker reaches

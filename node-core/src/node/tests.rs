@@ -495,7 +495,8 @@ mod signaling {
             _ => None,
         });
         let rtc = rtc.expect("an offer to the browser");
-        // With no signaling channel to 3, the offer goes through the mesh.
+        // With no signaling channel to 3, the offer goes through the mesh (a mesh this small is
+        // flooded at once rather than asked for 3's record).
         n.handle(t(8_001), Input::RtcLocal { link: rtc, signal: RtcSignal::Offer { sdp: "o".into() } });
         let outs = drain(&mut n);
         let signal = outs.iter().find_map(|o| match o {
@@ -514,8 +515,8 @@ mod signaling {
         for k in [&quiet, &alive] {
             n.handle(t(0), Input::SignalPeer { peer: k.peer_id(), online: true });
         }
-        let quiet_link = link_up(&mut n, &quiet, t(0));
-        let alive_link = link_up(&mut n, &alive, t(0));
+        let quiet_link = neighbor_up(&mut n, &quiet, t(0));
+        let alive_link = neighbor_up(&mut n, &alive, t(0));
         drain(&mut n);
         for k in [&quiet, &alive] {
             n.handle(t(1_000), Input::SignalPeer { peer: k.peer_id(), online: false });

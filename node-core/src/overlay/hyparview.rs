@@ -247,6 +247,11 @@ impl<P: Ord + Clone + core::fmt::Debug> HyParView<P> {
         &self.active
     }
 
+    /// Peers we asked to be neighbors that have not answered yet.
+    pub fn asked(&self) -> &BTreeSet<P> {
+        &self.asked
+    }
+
     /// The passive view.
     pub fn passive(&self) -> &BTreeSet<P> {
         &self.passive

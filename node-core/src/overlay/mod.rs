@@ -224,6 +224,13 @@ where
         self.pump(now);
     }
 
+    /// Our requests to `peer` could not be delivered (it is busy, not gone): the DHT's lookups
+    /// move on without it.
+    pub fn peer_unreachable(&mut self, now: Instant, peer: &P) {
+        self.dht.unreachable(now, peer);
+        self.pump(now);
+    }
+
     /// Broadcasts `payload` under `id`; false if that id was seen already.
     pub fn broadcast(&mut self, now: Instant, id: MessageId, payload: Vec<u8>) -> bool {
         let fresh = self.broadcast.broadcast(now, id, payload);
@@ -295,6 +302,7 @@ where
                     hyparview::Out::Send(to, m) => self.out.push_back(Out::Send(to, Message::Membership(m))),
                     hyparview::Out::Schedule(at, t) => self.out.push_back(Out::Schedule(at, Timer::Membership(t))),
                     hyparview::Out::NeighborUp(p) => {
+                        self.dht.set_linked(self.membership.active().iter().cloned());
                         self.broadcast.neighbor_up(p.clone());
                         self.dht.observe(now, p.clone());
                         self.out.push_back(Out::NeighborUp(p));
@@ -306,6 +314,7 @@ where
                         }
                     }
                     hyparview::Out::NeighborDown(p) => {
+                        self.dht.set_linked(self.membership.active().iter().cloned());
                         self.broadcast.neighbor_down(&p);
                         self.out.push_back(Out::NeighborDown(p));
                     }

@@ -175,11 +175,15 @@ impl Sim {
         self.signal_groups.push(members.to_vec());
     }
 
-    fn add_host(&mut self, config: Config, segment: u32) -> NodeIdx {
+    fn add_host(&mut self, mut config: Config, segment: u32) -> NodeIdx {
         let idx = self.nodes.len();
         let keys = Keypair::generate(&mut self.rng);
         let octets = (idx as u32 + 1).to_be_bytes();
         let ip = IpAddr::V4(Ipv4Addr::new(10, octets[1], octets[2], octets[3]));
+        if let (Some(port), true) = (config.tcp_port, config.listen_addrs.is_empty()) {
+            // Like a native node listing its interfaces.
+            config.listen_addrs = vec![SocketAddr::new(ip, port)];
+        }
         let seed = self.rng.next_u64();
         let node = Node::new(config.clone(), keys.clone(), seed, self.now);
         self.nodes.push(SimNode {

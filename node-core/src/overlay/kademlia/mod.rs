@@ -202,6 +202,8 @@ struct Candidate<P> {
     peer: P,
     depth: u8,
     state: State,
+    /// A put's record went to this peer already.
+    stored: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +234,9 @@ pub struct Kademlia<P, R> {
     lookups: BTreeMap<LookupId, Lookup<P, R>>,
     /// Request id → the lookup and the peer asked.
     requests: BTreeMap<u64, (LookupId, P)>,
+    /// Peers we hold a link to: among the k closest candidates, a record lookup asks these
+    /// first, since asking them opens no link (and any holder of the record will do).
+    linked: Vec<P>,
     next_id: u64,
     out: VecDeque<Out<P, R>>,
 }
@@ -246,6 +251,7 @@ impl<P: Clone + PartialEq + core::fmt::Debug + KeyOf, R: Record> Kademlia<P, R> 
             records: BTreeMap::new(),
             lookups: BTreeMap::new(),
             requests: BTreeMap::new(),
+            linked: Vec::new(),
             next_id: 1,
             out: VecDeque::new(),
         }
@@ -282,6 +288,16 @@ impl<P: Clone + PartialEq + core::fmt::Debug + KeyOf, R: Record> Kademlia<P, R> 
     /// `peer` is gone.
     pub fn forget(&mut self, peer: &P) {
         self.table.remove(peer);
+    }
+
+    /// The peers we hold a link to now (see `linked`).
+    pub fn set_linked(&mut self, peers: impl IntoIterator<Item = P>) {
+        self.linked = peers.into_iter().collect();
+    }
+
+    /// Whether a request to `peer` is waiting for its answer (its link is still needed).
+    pub fn awaiting(&self, peer: &P) -> bool {
+        self.requests.values().any(|(_, asked)| asked == peer)
     }
 
     /// Starts looking for the peers closest to `target` (a peer's key finds that peer).
@@ -334,6 +350,7 @@ impl<P: Clone + PartialEq + core::fmt::Debug + KeyOf, R: Record> Kademlia<P, R> 
             Message::Nodes { request, peers } => {
                 let Some(lookup) = self.answered(now, request, &from) else { return };
                 self.merge(lookup, &from, peers);
+                self.store_early(lookup, &from);
                 self.step(now, lookup);
             }
             Message::Found { request, record } => {
@@ -352,8 +369,23 @@ impl<P: Clone + PartialEq + core::fmt::Debug + KeyOf, R: Record> Kademlia<P, R> 
     /// A timer scheduled through [`Out::Schedule`] is due.
     pub fn timer(&mut self, now: Instant, timer: Timer) {
         let Timer::Request(request) = timer;
+        let Some((_, peer)) = self.requests.get(&request) else { return };
+        self.table.failed(&peer.clone());
+        self.request_failed(now, request);
+    }
+
+    /// The driver could not deliver our requests to `peer` (it refused a link, busy with
+    /// others): their lookups move on now instead of at the timeout. The peer keeps its place
+    /// in the table: busy is not dead.
+    pub fn unreachable(&mut self, now: Instant, peer: &P) {
+        let dead: Vec<u64> = self.requests.iter().filter(|(_, (_, p))| p == peer).map(|(r, _)| *r).collect();
+        for request in dead {
+            self.request_failed(now, request);
+        }
+    }
+
+    fn request_failed(&mut self, now: Instant, request: u64) {
         let Some((lookup, peer)) = self.requests.remove(&request) else { return };
-        self.table.failed(&peer);
         if let Some(l) = self.lookups.get_mut(&lookup) {
             if let Some(c) = l.candidates.get_mut(&distance(&peer.key_of(), &l.target)) {
                 c.state = State::Failed;
@@ -403,7 +435,9 @@ impl<P: Clone + PartialEq + core::fmt::Debug + KeyOf, R: Record> Kademlia<P, R> 
             .table
             .closest(&target, self.config.k)
             .into_iter()
-            .map(|peer| (distance(&peer.key_of(), &target), Candidate { peer, depth: 0, state: State::NotAsked }))
+            .map(|peer| {
+                (distance(&peer.key_of(), &target), Candidate { peer, depth: 0, state: State::NotAsked, stored: false })
+            })
             .collect();
         self.lookups.insert(id, Lookup { target, kind, candidates, requests: 0, record });
         self.step(now, id);
@@ -443,7 +477,12 @@ impl<P: Clone + PartialEq + core::fmt::Debug + KeyOf, R: Record> Kademlia<P, R> 
             if key == me {
                 continue;
             }
-            l.candidates.entry(distance(&key, &l.target)).or_insert(Candidate { peer, depth, state: State::NotAsked });
+            l.candidates.entry(distance(&key, &l.target)).or_insert(Candidate {
+                peer,
+                depth,
+                state: State::NotAsked,
+                stored: false,
+            });
         }
         while l.candidates.len() > 3 * k {
             l.candidates.pop_last();
@@ -465,7 +504,13 @@ impl<P: Clone + PartialEq + core::fmt::Debug + KeyOf, R: Record> Kademlia<P, R> 
         let mut to_ask = Vec::new();
         let mut waiting = false;
         if !found {
-            for c in l.candidates.values_mut().filter(|c| c.state != State::Failed).take(k) {
+            let mut open: Vec<&mut Candidate<P>> =
+                l.candidates.values_mut().filter(|c| c.state != State::Failed).take(k).collect();
+            if l.kind == Kind::Record {
+                // Stable: linked peers first, each group still closest first.
+                open.sort_by_key(|c| !self.linked.contains(&c.peer));
+            }
+            for c in open {
                 if c.state == State::NotAsked {
                     if in_flight < self.config.alpha && l.requests < self.config.lookup_budget {
                         c.state = State::Asked;
@@ -496,17 +541,34 @@ impl<P: Clone + PartialEq + core::fmt::Debug + KeyOf, R: Record> Kademlia<P, R> 
         }
     }
 
+    /// A put stores its record at a peer that answers while among the k closest so far, over
+    /// the link the answer came on, rather than at the end, when that link may be gone (a node
+    /// with few links opens one per request). A peer later pushed out of the k closest holds a
+    /// spare copy until it expires.
+    fn store_early(&mut self, id: LookupId, from: &P) {
+        let k = self.config.k;
+        let Some(l) = self.lookups.get_mut(&id) else { return };
+        let (Kind::Put, Some(record)) = (l.kind, &l.record) else { return };
+        let key = distance(&from.key_of(), &l.target);
+        let close = l.candidates.iter().filter(|(_, c)| c.state != State::Failed).take(k).any(|(d, _)| *d == key);
+        let Some(c) = l.candidates.get_mut(&key).filter(|c| close && !c.stored) else { return };
+        c.stored = true;
+        let message = Message::Store(record.clone());
+        self.send(from.clone(), message);
+    }
+
     fn finish(&mut self, id: LookupId) {
         let Some(l) = self.lookups.remove(&id) else { return };
         self.requests.retain(|_, (lookup, _)| *lookup != id);
         let answered = l.candidates.values().filter(|c| c.state == State::Answered);
-        let closest: Vec<P> = answered.clone().take(self.config.k).map(|c| c.peer.clone()).collect();
+        let closest: Vec<&Candidate<P>> = answered.clone().take(self.config.k).collect();
         let hops_to_target = answered.clone().find(|c| c.peer.key_of() == l.target).map(|c| c.depth.saturating_add(1));
         if let (Kind::Put, Some(record)) = (l.kind, &l.record) {
-            for peer in &closest {
-                self.send(peer.clone(), Message::Store(record.clone()));
+            for c in closest.iter().filter(|c| !c.stored) {
+                self.send(c.peer.clone(), Message::Store(record.clone()));
             }
         }
+        let closest: Vec<P> = closest.into_iter().map(|c| c.peer.clone()).collect();
         let record = if l.kind == Kind::Record { l.record } else { None };
         self.out.push_back(Out::Done(LookupDone {
             id,
