@@ -157,7 +157,7 @@ impl Snapshot {
 }
 
 #[test]
-fn thirty_nodes_with_max_peers_6_form_one_overlay_and_a_chat_reaches_everyone_exactly_once() {
+fn thirty_nodes_with_max_peers_6_form_one_overlay_where_chat_reaches_all_and_direct_messages_their_recipient_once() {
     let seed = seed();
     let mut rng = SplitMix(seed);
     // Node i (i ≥ 1) dials an earlier node; the first dials nobody.
@@ -267,5 +267,28 @@ fn thirty_nodes_with_max_peers_6_form_one_overlay_and_a_chat_reaches_everyone_ex
     assert!(wrong.is_empty(), "SEED={seed}: not exactly once everywhere:\n  {}", wrong.join("\n  "));
 
     // And the cap still holds after the broadcast.
-    Snapshot::take(&mut nodes, &index).assert_under_cap(&nodes, "after the chat");
+    let snap = Snapshot::take(&mut nodes, &index);
+    snap.assert_under_cap(&nodes, "after the chat");
+
+    // A direct message to a node the sender has no link to: routed by the recipient's record
+    // in the DHT (or, without one yet, flooded), it reaches the recipient once and nobody else.
+    let linked = &snap.links[sender];
+    let to = (0..NODES).find(|&i| i != sender && !linked.contains(&i)).expect("a node the sender has no link to");
+    let text = format!("direct from n{sender:02} to n{to:02}, seed {seed}");
+    let is_it = |e: &Value| e["event"] == "direct" && e["text"] == text.as_str();
+    let msg = json!({"cmd": "msg", "peer": nodes[to].peer_id, "text": text});
+    nodes[sender].send(msg);
+    let got = nodes[to].wait_event(DELIVERY, is_it);
+    assert!(got.is_some(), "SEED={seed}: n{to:02} did not get n{sender:02}'s direct message");
+    std::thread::sleep(QUIET);
+    for (i, node) in nodes.iter().enumerate() {
+        assert_eq!(node.count(is_it), usize::from(i == to), "SEED={seed}: {} and the direct message", node.name);
+    }
+    let mut floods = 0;
+    for node in &mut nodes {
+        node.send(json!({"cmd": "stats"}));
+        let stats = node.wait_event(Duration::from_secs(5), |e| e["event"] == "stats").expect("stats");
+        floods += stats["flooded_messages"].as_u64().expect("flooded_messages");
+    }
+    println!("the direct message reached n{to:02} once; nodes flooded {floods} messages in all");
 }

@@ -255,7 +255,8 @@ async fn json_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
                        "duplicate_messages": s.duplicate_messages, "bad_signatures": s.bad_signatures,
                        "bad_envelopes": s.bad_envelopes, "foreign_mesh_announcements": s.foreign_mesh_announcements,
                        "dropped_datagrams": d.dropped_datagrams, "misaddressed_envelopes": d.misaddressed_envelopes,
-                       "throttled_envelopes": d.throttled_envelopes, "envelope_cache_full": s.envelope_cache_full})
+                       "throttled_envelopes": d.throttled_envelopes, "envelope_cache_full": s.envelope_cache_full,
+                       "overlay_dropped": s.overlay_dropped, "flooded_messages": s.flooded_messages})
             ),
             Err(e) => out.error("stopped", &e.to_string()),
         },
