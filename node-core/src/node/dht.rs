@@ -45,13 +45,19 @@ const PENDING_WAIT: Duration = Duration::from_secs(4);
 const FOUND_RECORDS: usize = 256;
 
 /// How far a route may go beyond the links we have.
-#[derive(Debug, Clone, Copy)]
-enum Reach {
-    /// Only over our links (a node passing a flooded message on).
-    Links,
-    /// Also by opening a link to the recipient or a neighbor of it, except to `avoid` (a peer
-    /// that just refused us).
-    Dial { avoid: Option<PeerId> },
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reach {
+    /// Only over our links, never back to `from` (a node passing a message on).
+    Links {
+        /// The peer the message came from.
+        from: Option<PeerId>,
+    },
+    /// Also by a lookup, and by opening a link to the recipient or a neighbor of it, except to
+    /// `avoid` (a peer that just refused us). Only for the message's sender.
+    Dial {
+        /// The peer not to try again.
+        avoid: Option<PeerId>,
+    },
 }
 
 /// What the node keeps for routing by the DHT.
@@ -129,27 +135,27 @@ impl Node {
         addrs
     }
 
-    /// The record we have of `peer`'s addresses: one a lookup found, or one stored here.
+    /// The record we have of `peer`'s addresses: the newer of one a lookup found and one stored
+    /// here.
     fn record_of(&self, now: Instant, peer: &PeerId) -> Option<SignedRecord> {
-        let fresh = |r: &SignedRecord| r.expires() > now && r.publisher == *peer;
-        if let Some(r) = self.overlay.routes.found.get(peer).filter(|r| fresh(r)) {
-            return Some(r.clone());
-        }
-        self.overlay.overlay.dht().record(now, &addresses_key(peer)).filter(|r| fresh(r)).cloned()
+        let fresh = |r: &&SignedRecord| r.expires() > now && r.publisher == *peer;
+        let found = self.overlay.routes.found.get(peer).filter(fresh);
+        let stored = self.overlay.overlay.dht().record(now, &addresses_key(peer)).filter(fresh);
+        found.into_iter().chain(stored).max_by_key(|r| r.seq).cloned()
     }
 
     /// Sends `message` for `to` (which we have no link to) by `to`'s record; false when there is
-    /// no route (the caller floods it). Its `origin` may open a link for it, and a message with
-    /// no record yet waits for a lookup (then routes or floods); a node passing it on only uses
-    /// the links it has (a flood must not make every node that hears it dial the recipient).
-    pub(super) fn route_by_record(&mut self, now: Instant, to: PeerId, message: Message, origin: bool) -> bool {
+    /// no route (the caller floods it). With [`Reach::Dial`] (its sender) a link may be opened
+    /// for it, and a message with no record yet waits for a lookup (then routes or floods); a
+    /// node passing it on only uses the links it has, so a flood never makes every node that
+    /// hears it dial the recipient.
+    pub(super) fn route_by_record(&mut self, now: Instant, to: PeerId, message: Message, reach: Reach) -> bool {
         if let Some(record) = self.record_of(now, &to) {
-            let reach = if origin { Reach::Dial { avoid: None } } else { Reach::Links };
             return self.route_with(now, to, &record, message, reach);
         }
-        // A mesh no bigger than our link cap is (nearly) a full mesh: a flood there costs a
-        // few frames and no wait, where a lookup would hold the message back.
-        if !origin || self.peers.iter().count() <= self.config.max_peers {
+        // A node that knows no more peers than its link cap is in a (nearly) full mesh: a flood
+        // there costs a few frames and no wait, where a lookup would hold the message back.
+        if matches!(reach, Reach::Links { .. }) || self.peers.iter().count() <= self.config.max_peers {
             return false;
         }
         let routes = &mut self.overlay.routes;
@@ -163,10 +169,12 @@ impl Node {
         if routes.pending.len() >= PENDING_TARGETS {
             return false;
         }
-        let Ok(lookup) = self.overlay.overlay.find_record(now, addresses_key(&to)) else { return false };
-        let routes = &mut self.overlay.routes;
-        routes.lookups.insert(lookup, to);
-        routes.pending.insert(to, (now, VecDeque::from([message])));
+        // A lookup still running from a message that gave up waiting serves this one too.
+        if !routes.lookups.values().any(|t| *t == to) {
+            let Ok(lookup) = self.overlay.overlay.find_record(now, addresses_key(&to)) else { return false };
+            self.overlay.routes.lookups.insert(lookup, to);
+        }
+        self.overlay.routes.pending.insert(to, (now, VecDeque::from([message])));
         self.overlay_pump(now);
         true
     }
@@ -174,35 +182,46 @@ impl Node {
     /// Steps 1 to 3 of the module's list, with `record` in hand.
     fn route_with(&mut self, now: Instant, to: PeerId, record: &SignedRecord, message: Message, reach: Reach) -> bool {
         let via = record.via().unwrap_or_default();
-        if let Some(v) = via.iter().find(|v| self.peers.link_of(v).is_some()) {
+        // A record naming us as a way in while we have no link to `to` is out of date: passing
+        // the message to another neighbor it names could send it round in a circle.
+        if via.contains(&self.me) {
+            return false;
+        }
+        let skip = match reach {
+            Reach::Links { from } => from,
+            Reach::Dial { avoid } => avoid,
+        };
+        if let Some(v) = via.iter().find(|v| Some(**v) != skip && self.peers.link_of(v).is_some()) {
             return self.send_over_link(now, *v, message);
         }
         let Reach::Dial { avoid } = reach else { return false };
         let addrs = record.addrs().unwrap_or_default();
-        let target = if self.config.tcp_port.is_some() && !addrs.is_empty() && avoid != Some(to) {
+        if self.config.tcp_port.is_some() && !addrs.is_empty() && avoid != Some(to) {
             self.peers.observe(to, "", None, super::peers::Source::Exchange, now);
             for addr in addrs.iter().rev() {
                 self.peers.add_hint(&to, *addr);
             }
+        }
+        let target = if avoid != Some(to) && self.can_dial(&to) {
             Some(to)
         } else {
-            let dialable = |v: &PeerId| self.peers.get(v).is_some_and(|p| !p.addrs.is_empty());
-            via.iter().find(|v| Some(**v) != avoid && dialable(v)).copied()
+            via.iter().find(|v| Some(**v) != avoid && self.can_dial(v)).copied()
         };
         let Some(target) = target else { return false };
         self.hold_routed(now, target, message)
     }
 
     /// A routed message held for `failed` will not get there (it refused the link, or the link
-    /// never came): if `failed` was its recipient, one of the recipient's neighbors is tried;
-    /// otherwise, or when that is no option, the message floods.
+    /// never came). Our own: if `failed` was its recipient, one of the recipient's neighbors is
+    /// tried. Otherwise, or when that is no option, the message floods (and a record that led
+    /// nowhere is not used again).
     pub(super) fn reroute(&mut self, now: Instant, failed: PeerId, message: Message) {
-        let to = match &message {
-            Message::Direct(d) => Some(d.body.to),
-            Message::Signal { envelope, .. } => Some(envelope.to),
-            _ => None,
+        let (to, ours) = match &message {
+            Message::Direct(d) => (Some(d.body.to), d.body.author == self.me),
+            Message::Signal { envelope, .. } => (Some(envelope.to), envelope.from == self.me),
+            _ => (None, false),
         };
-        let record = to.filter(|to| *to == failed).and_then(|to| self.record_of(now, &to));
+        let record = to.filter(|to| ours && *to == failed).and_then(|to| self.record_of(now, &to));
         let routed = match (to, record) {
             (Some(to), Some(record)) => {
                 self.route_with(now, to, &record, message.clone(), Reach::Dial { avoid: Some(failed) })
@@ -210,6 +229,9 @@ impl Node {
             _ => false,
         };
         if !routed {
+            if let Some(to) = to {
+                self.overlay.routes.found.remove(&to);
+            }
             self.flood_unrouted(&message);
         }
     }
@@ -254,7 +276,11 @@ impl Node {
         }
         for message in waiting {
             let routed = match &record {
-                Some(record) => self.route_with(now, to, record, message.clone(), Reach::Dial { avoid: None }),
+                Some(record) => {
+                    // The lookup may have taken long enough for a link to come up meanwhile.
+                    self.send_over_link(now, to, message.clone())
+                        || self.route_with(now, to, record, message.clone(), Reach::Dial { avoid: None })
+                }
                 None => false,
             };
             if !routed {

@@ -85,7 +85,8 @@ impl Node {
         let msg = Message::Direct(Signed { body, signature, hops: self.config.max_hops });
         // No link: the recipient's record routes it, or else the mesh floods it (each hop
         // forwards once, dedup by id).
-        if !self.send_over_link(now, to, msg.clone()) && !self.route_by_record(now, to, msg.clone(), true) {
+        let reach = super::dht::Reach::Dial { avoid: None };
+        if !self.send_over_link(now, to, msg.clone()) && !self.route_by_record(now, to, msg.clone(), reach) {
             self.flood_unrouted(&msg);
         }
         Ok(())
@@ -147,7 +148,8 @@ impl Node {
         direct.hops -= 1;
         let to = direct.body.to;
         let msg = Message::Direct(direct);
-        if !self.send_over_link(now, to, msg.clone()) && !self.route_by_record(now, to, msg.clone(), false) {
+        let reach = super::dht::Reach::Links { from: self.links.get(&link).and_then(|l| l.peer()) };
+        if !self.send_over_link(now, to, msg.clone()) && !self.route_by_record(now, to, msg.clone(), reach) {
             self.stats.flooded_messages += 1;
             self.flood(&msg, Some(link));
         }

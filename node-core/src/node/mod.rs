@@ -353,7 +353,9 @@ impl Node {
             Input::SignalPeer { peer, online } => self.handle_signal_peer(now, peer, online),
             Input::SignalBroker { up } => {
                 self.broker = up;
-                self.connect_channel_opened(now, None);
+                if up {
+                    self.connect_channel_opened(now, None);
+                }
             }
             Input::Signal { data } => self.handle_signal_input(now, &data),
             Input::RtcLocal { link, signal } => self.handle_rtc_local(link, signal),

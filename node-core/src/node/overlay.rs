@@ -201,8 +201,8 @@ impl Node {
         // everything it had before asking, so nothing is cut off), so the one spare link slot
         // serves the next request within a round trip. The other side cannot know that no more
         // is coming: it waits for the close, or for the link to go quiet.
-        let for_held = self.links.get(&link).is_some_and(|l| l.for_held);
-        if answer && for_held && !self.link_needed(&peer) {
+        let short_lived = self.links.get(&link).is_some_and(|l| self.short_lived(l));
+        if answer && short_lived && !self.link_needed(&peer) {
             self.release_link(now, link);
         }
     }
@@ -229,7 +229,7 @@ impl Node {
             .iter()
             .filter_map(|(id, l)| {
                 let LinkState::Established { peer, .. } = l.state else { return None };
-                let quiet = l.for_held && now - l.last_rx >= TRANSIENT_LINK_IDLE;
+                let quiet = self.short_lived(l) && now - l.last_rx >= TRANSIENT_LINK_IDLE;
                 let young = now - l.opened_at < TRANSIENT_LINK_AGE && !quiet;
                 (!young && !self.link_needed(&peer)).then_some(*id)
             })
@@ -237,6 +237,14 @@ impl Node {
         for link in idle {
             self.release_link(now, link);
         }
+    }
+
+    /// Whether `l` is a link to drop as soon as its job is done: one we opened for held requests
+    /// while our active view is full. With room in the view the peer is wanted as a neighbor
+    /// anyway (a peer heard of is asked while there is room), so the link gets the usual time.
+    fn short_lived(&self, l: &super::links::Link) -> bool {
+        let membership = self.overlay.overlay.membership();
+        l.for_held && membership.active().len() >= membership.config().active_capacity
     }
 
     /// Whether the link to `peer` has a job beyond the request that opened it: an overlay
@@ -283,6 +291,11 @@ impl Node {
 
     /// Holds `message` for `peer` while a link to it opens (opening it if need be).
     pub(super) fn hold_for(&mut self, now: Instant, peer: PeerId, message: Message) -> Result<(), NotHeld> {
+        let confirmed = self.peers.link_of(&peer).filter(|l| self.links.get(l).is_some_and(|l| l.confirmed));
+        if let Some(link) = confirmed {
+            self.send(link, &message);
+            return Ok(());
+        }
         if !self.overlay.outbox.contains_key(&peer) && self.overlay.outbox.len() >= OUTBOX_PEERS {
             return Err(NotHeld::Refused);
         }
@@ -319,7 +332,7 @@ impl Node {
             return;
         }
         let Some(p) = self.peers.get(&peer) else {
-            self.overlay.outbox.remove(&peer);
+            self.abandon_held(now, peer);
             self.overlay.overlay.peer_failed(now, &peer);
             return;
         };
@@ -328,7 +341,7 @@ impl Node {
         } else if let (Some(_), Some(addr)) = (self.config.tcp_port, p.addrs.first().copied()) {
             self.open_link(now, addr, Some(peer))
         } else {
-            self.overlay.outbox.remove(&peer);
+            self.abandon_held(now, peer);
             self.overlay.overlay.peer_failed(now, &peer);
             return;
         };
@@ -350,6 +363,25 @@ impl Node {
         });
         if let Some(l) = self.links.get_mut(&link) {
             l.for_held = for_held;
+        }
+    }
+
+    /// Whether we have a way to open a link to `peer` (what [`overlay_dial`](Self::overlay_dial)
+    /// needs): WebRTC through a signaling path, or TCP to an address we know.
+    pub(super) fn can_dial(&self, peer: &PeerId) -> bool {
+        let Some(p) = self.peers.get(peer) else { return false };
+        let (established, _, _) = self.counts();
+        self.wants_rtc(p, established > 0) || (self.config.tcp_port.is_some() && !p.addrs.is_empty())
+    }
+
+    /// Messages held for `peer`, which cannot be dialed: routed ones try another way (or flood);
+    /// overlay messages are dropped (the overlay hears that the peer failed).
+    fn abandon_held(&mut self, now: Instant, peer: PeerId) {
+        let held = self.overlay.outbox.remove(&peer).map(|h| h.messages).unwrap_or_default();
+        for message in held {
+            if !matches!(message, Message::Overlay { .. }) {
+                self.reroute(now, peer, message);
+            }
         }
     }
 

@@ -33,8 +33,12 @@ impl Node {
     /// Sends an envelope on towards its recipient.
     fn route_envelope(&mut self, envelope: Envelope, hops: u8, arrived_on: Option<LinkId>) {
         let to = envelope.to;
-        if let Some(link) = self.peers.link_of(&to) {
-            return self.send(link, &Message::Signal { envelope, hops });
+        if self.peers.link_of(&to).is_some() {
+            let now = self.now;
+            if !self.send_over_link(now, to, Message::Signal { envelope, hops }) {
+                self.stats.overlay_dropped += 1; // too many peers have messages waiting
+            }
+            return;
         }
         let on_channel = self.peers.get(&to).is_some_and(|p| p.signal);
         // A broker carries only what we signed ourselves (nobody can use us to publish to it),
@@ -47,9 +51,13 @@ impl Node {
         }
         // Our own envelope may wait for a lookup of the recipient's record; one we pass on
         // follows a record we already have, or floods.
-        let look_up = envelope.from == self.me;
+        let reach = if envelope.from == self.me {
+            super::dht::Reach::Dial { avoid: None }
+        } else {
+            super::dht::Reach::Links { from: arrived_on.and_then(|l| self.links.get(&l)).and_then(|l| l.peer()) }
+        };
         let msg = Message::Signal { envelope, hops: hops - 1 };
-        if self.route_by_record(self.now, to, msg.clone(), look_up) {
+        if self.route_by_record(self.now, to, msg.clone(), reach) {
             return;
         }
         self.stats.flooded_messages += 1;

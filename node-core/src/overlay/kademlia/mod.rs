@@ -234,8 +234,9 @@ pub struct Kademlia<P, R> {
     lookups: BTreeMap<LookupId, Lookup<P, R>>,
     /// Request id → the lookup and the peer asked.
     requests: BTreeMap<u64, (LookupId, P)>,
-    /// Peers we hold a link to: among the k closest candidates, a record lookup asks these
-    /// first, since asking them opens no link (and any holder of the record will do).
+    /// Peers we keep a link to (the overlay's active view): among the k closest candidates, a
+    /// record lookup asks these first, since asking them opens no link (and any holder of the
+    /// record will do).
     linked: Vec<P>,
     next_id: u64,
     out: VecDeque<Out<P, R>>,
@@ -290,7 +291,7 @@ impl<P: Clone + PartialEq + core::fmt::Debug + KeyOf, R: Record> Kademlia<P, R> 
         self.table.remove(peer);
     }
 
-    /// The peers we hold a link to now (see `linked`).
+    /// The peers we keep a link to now (see `linked`).
     pub fn set_linked(&mut self, peers: impl IntoIterator<Item = P>) {
         self.linked = peers.into_iter().collect();
     }
@@ -375,10 +376,14 @@ impl<P: Clone + PartialEq + core::fmt::Debug + KeyOf, R: Record> Kademlia<P, R> 
     }
 
     /// The driver could not deliver our requests to `peer` (it refused a link, busy with
-    /// others): their lookups move on now instead of at the timeout. The peer keeps its place
-    /// in the table: busy is not dead.
+    /// others, or could not be reached): their lookups move on now instead of at the timeout.
     pub fn unreachable(&mut self, now: Instant, peer: &P) {
         let dead: Vec<u64> = self.requests.iter().filter(|(_, (_, p))| p == peer).map(|(r, _)| *r).collect();
+        if !dead.is_empty() {
+            // Counted once, as one timeout would be: a peer that stays unreachable leaves the
+            // table after its second failure in a row, a busy one that answers later stays.
+            self.table.failed(peer);
+        }
         for request in dead {
             self.request_failed(now, request);
         }
