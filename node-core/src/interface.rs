@@ -1,6 +1,10 @@
 //! The vocabulary between a driver and the [`Node`](crate::Node): ids, inputs, outputs, events and
 //! commands. Everything is plain data (`Debug + Clone`) so a run can be logged and replayed.
 
+mod command;
+
+pub use command::{Command, CommandError};
+
 use crate::envelope::RtcSignal;
 use crate::identity::PeerId;
 use crate::time::Instant;
@@ -484,6 +488,17 @@ pub enum Event {
         /// What it did.
         reason: String,
     },
+    /// A name lookup in the DHT ([`Command::LookupName`]) ended.
+    NameResolved {
+        /// The command that asked.
+        command: CommandId,
+        /// The server whose word was asked for.
+        server: PeerId,
+        /// The name.
+        name: crate::names::Name,
+        /// That server's answer for the name, checked against it; `None` if the mesh holds none.
+        answer: Option<Box<crate::names::NameAnswer>>,
+    },
     /// What the NAT probe found (see [`Input::NatDetected`]).
     NatDetected {
         /// The findings.
@@ -497,103 +512,4 @@ pub enum Event {
         /// The report.
         report: crate::nat::report::ConnectReport,
     },
-}
-
-/// What the application asks of the node.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Command {
-    /// Dial an address, optionally expecting a given identity there. The address is remembered
-    /// and redialed with backoff whenever its link drops.
-    Connect {
-        /// Where.
-        addr: SocketAddr,
-        /// Whom to expect.
-        expect: Option<PeerId>,
-    },
-    /// Announce now with a fresh start burst.
-    Discover,
-    /// Broadcast a chat message.
-    Chat {
-        /// Text.
-        text: String,
-    },
-    /// Send a direct message.
-    Direct {
-        /// Recipient.
-        to: PeerId,
-        /// Text.
-        text: String,
-    },
-    /// Offer a file the driver has hashed.
-    OfferFile {
-        /// Recipient.
-        to: PeerId,
-        /// File name to show.
-        name: String,
-        /// Size in bytes.
-        size: u64,
-        /// Chunk size used for `chunk_hashes`.
-        chunk_size: u32,
-        /// BLAKE3 of the whole file.
-        file: FileHash,
-        /// BLAKE3 of each chunk.
-        chunk_hashes: Vec<[u8; 32]>,
-    },
-    /// Accept an offer; `have` marks chunks already on disk from an earlier attempt.
-    AcceptOffer {
-        /// The sender.
-        from: PeerId,
-        /// The offer.
-        transfer_id: TransferId,
-        /// One flag per chunk, or empty for "nothing yet".
-        have: Vec<bool>,
-    },
-    /// Decline an offer.
-    DeclineOffer {
-        /// The sender.
-        from: PeerId,
-        /// The offer.
-        transfer_id: TransferId,
-        /// Why.
-        reason: String,
-    },
-    /// Close links with everyone, politely.
-    Shutdown,
-    /// Link to `peer` wherever it is, through NATs if need be: the two nodes describe their
-    /// networks to each other over signaling and work down the strategy ladder
-    /// ([`crate::nat::plan`]). Ends with [`Event::Connectivity`].
-    ConnectPeer {
-        /// Whom.
-        peer: PeerId,
-    },
-}
-
-/// Why a command was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CommandError {
-    /// The text is longer than the protocol allows.
-    #[error("text too long: {len} bytes, at most {max}")]
-    TextTooLong {
-        /// Its length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// No link or route is known to that peer right now.
-    #[error("peer {0} is not connected")]
-    NotConnected(String),
-    /// There is no such pending offer.
-    #[error("no pending offer {0}")]
-    NoSuchOffer(String),
-    /// The file description is inconsistent (hash count, chunk size, name).
-    #[error("invalid file description: {0}")]
-    InvalidFile(&'static str),
-    /// Sending to oneself.
-    #[error("that is this node's own id")]
-    SelfTarget,
-    /// A bound on work in progress is reached; try again later.
-    #[error("busy: {0}")]
-    Busy(&'static str),
 }

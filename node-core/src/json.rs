@@ -63,6 +63,12 @@ pub fn event(e: &Event) -> Option<Value> {
             "linked": report.linked.map(|s| s.as_str()), "failure": report.failure,
             "steps": report.steps, "took_ms": report.took_ms,
         }),
+        Event::NameResolved { server, name, answer, .. } => json!({
+            "event": "name_resolved", "name": name.to_string(), "server_key": server.to_string(),
+            "found": answer.is_some(),
+            "owner": answer.as_ref().map(|a| a.record.record.owner.to_string()),
+            "expires_unix": answer.as_ref().map(|a| a.expires_unix_ms / 1000),
+        }),
         Event::NatDetected { report } => json!({
             "event": "nat", "type": report.nat_type.as_str(), "public": report.public.map(|a| a.to_string()),
             "mapping": report.mapping, "filtering": report.filtering,

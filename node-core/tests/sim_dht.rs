@@ -3,20 +3,10 @@
 
 mod common;
 
-use common::{connected, seed};
+use common::{connected, overlay_lan, seed};
 use core::time::Duration;
-use node_core::sim::{NodeIdx, Sim, SimConfig};
-use node_core::{Command, Config, Event, PeerId};
-
-/// `n` nodes on one LAN, each keeping at most `max_peers` links: past that size the overlay
-/// decides the links, so most pairs are not linked.
-fn overlay_lan(n: usize, max_peers: usize, seed: u64) -> Sim {
-    let mut sim = Sim::new(SimConfig { seed, ..SimConfig::default() });
-    for i in 0..n {
-        sim.add_node(Config { name: format!("n{i}"), max_peers, ..Config::default() }, 0);
-    }
-    sim
-}
+use node_core::sim::{NodeIdx, Sim};
+use node_core::{Command, Event, PeerId};
 
 fn directs_received(sim: &Sim, idx: NodeIdx, text: &str) -> usize {
     sim.node(idx).events.iter().filter(|(_, e)| matches!(e, Event::Direct { text: t, .. } if t == text)).count()

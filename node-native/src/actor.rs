@@ -12,8 +12,10 @@ use crate::signal_router::SignalRouter;
 use crate::stream_link::{self, NewLink};
 use crate::tcp::{self, Keys};
 use crate::udp::Discovery;
+use node_core::names::NameAnswer;
 use node_core::{
-    Command, CommandId, Event, FileHash, Input, LinkId, LinkKind, Node, Output, PeerId, PunchProto, TransferId,
+    Command, CommandError, CommandId, Event, FileHash, Input, LinkId, LinkKind, Node, Output, PeerId, PunchProto,
+    TransferId,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -100,6 +102,9 @@ pub(crate) struct Actor {
     /// Downloads whose file is being opened, with further offers of the same content waiting.
     pub opening: HashMap<FileHash, Vec<(PeerId, TransferId)>>,
     pub pending_offers: HashMap<CommandId, (FileHash, oneshot::Sender<Result<TransferId, String>>)>,
+    /// Name lookups in the DHT, answered by [`Event::NameResolved`] (node-core bounds how many
+    /// run, and ends each).
+    pub pending_names: HashMap<CommandId, oneshot::Sender<Result<Option<NameAnswer>, CommandError>>>,
     /// The bootstrap server and mesh to relay through, if there is a server.
     pub relay: Option<(Arc<crate::bootstrap::Bootstrap>, String)>,
     /// The address punch sockets bind to (the listen address).
@@ -187,6 +192,16 @@ impl Actor {
             }
             ActorCommand::Peers(reply) => {
                 let _ = reply.send(self.node.peers());
+            }
+            ActorCommand::LookupName(server, name, reply) => {
+                match self.node.command(now, Command::LookupName { server, name }) {
+                    Ok(id) => {
+                        self.pending_names.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
             }
             ActorCommand::Diagnose(peer, reply) => {
                 let _ = reply.send(self.node.diagnose(&peer));
@@ -382,6 +397,11 @@ impl Actor {
                     }
                     self.offers.insert(*transfer_id, file);
                     let _ = reply.send(Ok(*transfer_id));
+                }
+            }
+            Event::NameResolved { command, answer, .. } => {
+                if let Some(reply) = self.pending_names.remove(command) {
+                    let _ = reply.send(Ok(answer.as_deref().cloned()));
                 }
             }
             Event::TransferSent { transfer_id, complete: true, .. } => self.offer_finished(*transfer_id),

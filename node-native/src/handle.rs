@@ -1,6 +1,6 @@
 //! [`NodeHandle`]: the library API of a running node — commands in, events out.
 
-use crate::bootstrap::{Bootstrap, BootstrapError, NameValue};
+use crate::bootstrap::{Bootstrap, BootstrapError};
 use crate::files::{hash_file, HashedFile};
 use node_core::names::{Name, NameAnswer, NameError};
 use node_core::{Command, CommandError, CommandId, Event, PeerId, PeerSummary, Stats, TransferId};
@@ -75,6 +75,8 @@ pub(crate) enum ActorCommand {
     Offer(OfferRequest),
     Peers(oneshot::Sender<Vec<PeerSummary>>),
     Diagnose(PeerId, oneshot::Sender<node_core::Diagnosis>),
+    /// A name lookup in the DHT: answered when the node reports it done.
+    LookupName(PeerId, Name, oneshot::Sender<Result<Option<NameAnswer>, CommandError>>),
     Stats(oneshot::Sender<(Stats, DriverStats)>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -112,6 +114,14 @@ pub enum RequestError {
     /// Nobody holds the name.
     #[error("nobody holds the name '{0}'")]
     NameNotFound(String),
+    /// The bootstrap server cannot be reached, and no peer holds its answer for the name.
+    #[error("{server_error}; and no peer in the mesh holds the server's answer for '{name}'")]
+    NameUnavailable {
+        /// The name.
+        name: String,
+        /// Why the server could not answer.
+        server_error: Box<BootstrapError>,
+    },
     /// The name's value is not a node's address.
     #[error("the name '{0}' does not point to a weft node")]
     NotANode(String),
@@ -232,35 +242,8 @@ impl NodeHandle {
         rx.await.map_err(|_| RequestError::Stopped)?.map_err(RequestError::Offer)
     }
 
-    fn bootstrap(&self) -> Result<&Bootstrap, RequestError> {
+    pub(crate) fn bootstrap(&self) -> Result<&Bootstrap, RequestError> {
         self.bootstrap.as_deref().ok_or(RequestError::NoBootstrap)
-    }
-
-    /// Claims (or bumps) `name` on the bootstrap server, pointing it at this node.
-    pub async fn claim_name(&self, name: &str) -> Result<NameAnswer, RequestError> {
-        let bs = self.bootstrap()?;
-        let name = Name::parse(name).map_err(|e| RequestError::BadName(name.to_owned(), e))?;
-        // The address the server last saw us at (known after the first announcement) comes first.
-        let value = NameValue { peer_id: self.peer_id, addrs: bs.reachable_addrs() }.encode();
-        Ok(bs.client.claim(&name, value, &bs.keys, crate::bootstrap::now_ms()).await?)
-    }
-
-    /// Looks `name` up on the bootstrap server (signatures checked against the pinned key).
-    pub async fn lookup_name(&self, name: &str) -> Result<NameAnswer, RequestError> {
-        let bs = self.bootstrap()?;
-        let parsed = Name::parse(name).map_err(|e| RequestError::BadName(name.to_owned(), e))?;
-        bs.client.lookup(&parsed).await?.ok_or_else(|| RequestError::NameNotFound(name.to_owned()))
-    }
-
-    /// Resolves `name` through the bootstrap server and dials the node it points to, expecting
-    /// exactly that node's key at the other end. Returns whom it dials.
-    pub async fn connect_name(&self, name: &str) -> Result<PeerId, RequestError> {
-        let answer = self.lookup_name(name).await?;
-        let value =
-            NameValue::decode(&answer.record.record.value).ok_or_else(|| RequestError::NotANode(name.to_owned()))?;
-        let addr = *value.addrs.first().ok_or_else(|| RequestError::NotANode(name.to_owned()))?;
-        self.command(Command::Connect { addr, expect: Some(value.peer_id) }).await?;
-        Ok(value.peer_id)
     }
 
     /// Says goodbye to every peer, saves download state, and stops the node.

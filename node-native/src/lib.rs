@@ -59,6 +59,7 @@ pub mod http;
 pub mod identity_file;
 mod link;
 pub mod mqtt;
+mod names;
 pub mod nat;
 pub mod noise;
 mod punch;
@@ -77,6 +78,7 @@ pub mod upnp;
 pub use bootstrap::{BootstrapConfig, BootstrapError, NameValue};
 pub use handle::{DriverStats, NodeEvent, NodeHandle, RequestError};
 pub use http::HttpConfig;
+pub use names::{NameSource, ResolvedName};
 pub use node_core;
 
 use actor::{Actor, ToActor, INBOX};
@@ -400,6 +402,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         opening: HashMap::new(),
         downloads: HashMap::new(),
         pending_offers: HashMap::new(),
+        pending_names: HashMap::new(),
         relay: bootstrap.clone().map(|bs| (bs, config.mesh.clone())),
         punch_ip: tcp_addr.ip(),
         punch_stun: punch_stun.clone(),

@@ -116,3 +116,58 @@ fn a_server_with_another_key_than_the_pinned_one_is_refused() {
     let err = erin.wait_event(T, |e| e["event"] == "error" && e["code"] == "bootstrap").expect("pinned key mismatch");
     assert!(err["message"].as_str().unwrap().contains("pinned (on first contact)"), "{err}");
 }
+
+#[test]
+fn a_name_resolves_from_the_mesh_while_the_server_is_down() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = node(dir.path(), "alice", &s, &[]);
+    connected_to_server(&alice, &s);
+    let mut bob = node(dir.path(), "bob", &s, &[]);
+    connected_to_server(&bob, &s);
+    let mut carol = node(dir.path(), "carol", &s, &[]);
+    connected_to_server(&carol, &s);
+    let (ida, idb) = (alice.peer_id.clone(), bob.peer_id.clone());
+    assert!(carol.wait_peers(T, |p| p.contains(&ida) && p.contains(&idb)), "the three link through the server");
+    assert!(alice.wait_peers(T, |p| p.len() == 2), "alice links to both");
+
+    // Alice claims a name: her node mirrors the server's answer into the mesh.
+    alice.send(json!({"cmd": "name_claim", "name": "alice-laptop"}));
+    let claimed = alice.wait_event(T, |e| e["event"] == "name" || e["event"] == "error").unwrap();
+    assert_eq!((claimed["event"].as_str(), claimed["source"].as_str()), (Some("name"), Some("server")), "{claimed}");
+    // Looked up while the server is up: the server answers.
+    bob.send(json!({"cmd": "name_lookup", "name": "alice-laptop"}));
+    let looked = bob.wait_event(T, |e| e["event"] == "name" || e["event"] == "error").unwrap();
+    assert_eq!(looked["source"], "server", "{looked}");
+
+    // The server goes away, and so does alice: carol, who never asked for the name, still
+    // resolves it, from the answer the server signed.
+    drop(s);
+    alice.quit();
+    // (Asked again while the copies alice stored are still on their way: each lookup ends.)
+    let deadline = std::time::Instant::now() + T;
+    let found = loop {
+        let before = carol.count(|e| e["event"] == "name" || e["event"] == "error");
+        carol.send(json!({"cmd": "name_lookup", "name": "alice-laptop"}));
+        let answer = carol
+            .wait_until(T, |events| {
+                events.iter().filter(|e| e["event"] == "name" || e["event"] == "error").nth(before).cloned()
+            })
+            .expect("carol's lookup ends");
+        if answer["event"] == "name" || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        assert_eq!(answer["code"], "name_unavailable", "{answer}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!((found["event"].as_str(), found["source"].as_str()), (Some("name"), Some("mesh")), "{found}");
+    assert_eq!((found["owner"].as_str(), found["seq"].as_u64()), (Some(ida.as_str()), claimed["seq"].as_u64()));
+    assert_eq!(found["expires_unix"], claimed["expires_unix"], "vouched for as long as the server said");
+    let value: Value = serde_json::from_str(found["value"].as_str().unwrap()).unwrap();
+    assert_eq!(value["peer_id"], ida.as_str());
+    // A name the server never vouched for: a clear error saying the server is unreachable.
+    carol.send(json!({"cmd": "name_lookup", "name": "nobody-here"}));
+    let missing = carol.wait_event(T, |e| e["event"] == "error").unwrap();
+    assert_eq!(missing["code"], "name_unavailable", "{missing}");
+    assert!(missing["message"].as_str().unwrap().contains("unreachable"), "{missing}");
+}

@@ -133,7 +133,7 @@ impl Node {
     /// Called by discovery for a newly seen peer: it becomes the overlay's candidate at once if
     /// ours is the lower id, a moment later otherwise (by then the lower id's request has
     /// usually linked us, and no duplicate link is made).
-    pub(super) fn schedule_discovered_dial(&mut self, now: Instant, peer: PeerId) {
+    pub(super) fn schedule_discovered_learning(&mut self, now: Instant, peer: PeerId) {
         let mut delay = if self.me < peer { Duration::ZERO } else { HIGHER_ID_DIAL_DELAY };
         if let Some(p) = self.peers.get_mut(&peer) {
             // Heard over IPv6 link-local first: give the IPv4 copy of the announcement (sent at

@@ -90,14 +90,14 @@ impl Node {
         if is_new {
             self.emit(Event::PeerDiscovered { peer: a.peer_id, name: a.name.clone(), addr });
             self.reply_to(now, from);
-            self.schedule_discovered_dial(now, a.peer_id);
+            self.schedule_discovered_learning(now, a.peer_id);
         } else if self.peers.link_of(&a.peer_id).is_none() {
             // Known, unlinked, and still announcing: a candidate again (after a partition
             // heals, say).
             if let Some(p) = self.peers.get_mut(&a.peer_id) {
                 p.given_up = false;
             }
-            self.schedule_discovered_dial(now, a.peer_id);
+            self.schedule_discovered_learning(now, a.peer_id);
         }
     }
 

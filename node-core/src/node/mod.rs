@@ -8,6 +8,7 @@ mod exchange;
 mod links;
 mod map;
 mod messaging;
+mod name_mirror;
 mod overlay;
 mod peers;
 mod rtc;
@@ -422,6 +423,9 @@ impl Node {
             }
             Command::Shutdown => self.shutdown(),
             Command::ConnectPeer { peer } => self.connect_peer(now, peer)?,
+            Command::MirrorName { answer } => self.mirror_name(now, &answer)?,
+            Command::LookupName { server, name } => self.lookup_name(now, id, server, name)?,
+            Command::ForgetName { server, name } => self.forget_name(&server, &name),
         }
         Ok(id)
     }
@@ -471,6 +475,7 @@ impl Node {
         self.check_links(now);
         self.overlay_maintain(now);
         self.dht_maintain(now);
+        self.names_maintain(now);
         self.peers.expire(now);
         self.dial_candidates(now);
         let actions = self.transfers.tick(now);

@@ -56,6 +56,8 @@ pub(super) struct OverlayState {
     outbox: BTreeMap<PeerId, Held>,
     /// The DHT's part: our published record, and messages waiting for a route.
     pub routes: super::dht::Routes,
+    /// Name answers we mirror, and name lookups under way.
+    pub names: super::name_mirror::NameMirror,
 }
 
 impl OverlayState {
@@ -67,6 +69,7 @@ impl OverlayState {
             seq: 0,
             outbox: BTreeMap::new(),
             routes: super::dht::Routes::default(),
+            names: super::name_mirror::NameMirror::default(),
         }
     }
 
@@ -102,7 +105,11 @@ impl Node {
                 overlay::Out::NeighborDown(peer) => self.overlay_release(now, peer),
                 overlay::Out::Isolated => self.overlay_rejoin(now),
                 overlay::Out::Deliver { payload, .. } => self.deliver_gossip_chat(&payload),
-                overlay::Out::LookupDone(done) => self.dht_lookup_done(now, done),
+                overlay::Out::LookupDone(done) => {
+                    if !self.name_lookup_done(now, &done) {
+                        self.dht_lookup_done(now, done);
+                    }
+                }
             }
         }
     }

@@ -44,7 +44,7 @@ pub(super) struct KnownPeer {
     /// Whether a driver signaling channel reaches it (see `Input::SignalPeer`).
     pub signal: bool,
     /// When to hand it to the overlay as a candidate neighbor (a discovered peer waits a beat;
-    /// see `schedule_discovered_dial`).
+    /// see `schedule_discovered_learning`).
     pub learn_at: Option<Instant>,
     /// The user asked for a link to it (`Connect`) and none has come up yet: dialed (with
     /// backoff) even while the overlay has neighbors.

@@ -193,6 +193,11 @@ where
         &self.dht
     }
 
+    /// Drops the record at `key` stored here ([`kademlia::Kademlia::remove_record`]).
+    pub fn remove_record(&mut self, key: &Key) {
+        self.dht.remove_record(key);
+    }
+
     /// The next thing to do, if any.
     pub fn poll(&mut self) -> Option<Out<P, R>> {
         self.out.pop_front()

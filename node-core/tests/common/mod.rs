@@ -21,6 +21,16 @@ pub fn lan(n: usize, seed: u64) -> Sim {
     sim
 }
 
+/// `n` nodes on one LAN, each keeping at most `max_peers` links: past that size the overlay
+/// decides the links, so most pairs are not linked.
+pub fn overlay_lan(n: usize, max_peers: usize, seed: u64) -> Sim {
+    let mut sim = Sim::new(SimConfig { seed, ..SimConfig::default() });
+    for i in 0..n {
+        sim.add_node(Config { name: format!("n{i}"), max_peers, ..Config::default() }, 0);
+    }
+    sim
+}
+
 /// The established-link graph among live nodes.
 pub fn graph(sim: &Sim) -> BTreeMap<PeerId, BTreeSet<PeerId>> {
     sim.nodes()

@@ -117,6 +117,13 @@ impl BootstrapClient {
         Ok(key)
     }
 
+    /// The server's key as far as known without asking it: met this run, pinned before, or given
+    /// by flag.
+    pub fn known_key(&self) -> Option<PeerId> {
+        let met = *self.key.lock().unwrap_or_else(|e| e.into_inner());
+        met.or_else(|| self.pins.known(&self.base))
+    }
+
     /// The server's STUN responder as an ICE server URL (`stun:host:port`), if it runs one.
     pub async fn stun_url(&self) -> Result<Option<String>, BootstrapError> {
         let info: Info = self.get("/v1/info").await?;

@@ -71,6 +71,12 @@ impl Pins {
         PinError::Storage { path: self.path.display().to_string(), message: e.to_string() }
     }
 
+    /// The key required for `url`, or pinned for it, without asking the server (`None` if it
+    /// was never reached and no key was given; an unreadable pin file counts as no pin).
+    pub fn known(&self, url: &str) -> Option<PeerId> {
+        self.required.or_else(|| self.load().ok()?.get(url).copied())
+    }
+
     /// Accepts `got` for `url` if it matches the required or pinned key, pinning it if `url` is new.
     pub fn check_or_pin(&self, url: &str, got: PeerId) -> Result<PeerId, PinError> {
         if let Some(required) = self.required {

@@ -260,7 +260,7 @@ async fn json_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
             ),
             Err(e) => out.error("stopped", &e.to_string()),
         },
-        JsonCommand::NameClaim { name } => name_answer(out, node.claim_name(&name).await),
+        JsonCommand::NameClaim { name } => name_answer(out, claimed(node.claim_name(&name).await)),
         JsonCommand::NameLookup { name } => name_answer(out, node.lookup_name(&name).await),
         JsonCommand::Quit => return true,
     }
@@ -298,7 +298,7 @@ async fn prompt_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
         "connect" if !arg.is_empty() => connect(node, out, arg).await,
         "doctor" if !arg.is_empty() => doctor(node, out, arg).await,
         "name" => match arg.split_once(char::is_whitespace).map(|(a, n)| (a, n.trim())) {
-            Some(("claim", name)) => name_answer(out, node.claim_name(name).await),
+            Some(("claim", name)) => name_answer(out, claimed(node.claim_name(name).await)),
             Some(("lookup", name)) => name_answer(out, node.lookup_name(name).await),
             _ => out.error("usage", "usage: /name claim <name> | /name lookup <name>"),
         },
@@ -331,19 +331,32 @@ async fn prompt_line(node: &NodeHandle, out: &mut Out, line: &str) -> bool {
     false
 }
 
+/// A claim's answer, which always comes from the server.
+fn claimed(
+    r: Result<node_core::names::NameAnswer, weft_native::RequestError>,
+) -> Result<weft_native::ResolvedName, weft_native::RequestError> {
+    r.map(|answer| weft_native::ResolvedName { answer, source: weft_native::NameSource::Server })
+}
+
 /// Prints a name answer as the `name` event, or the error with a stable code.
-fn name_answer(out: &mut Out, r: Result<node_core::names::NameAnswer, weft_native::RequestError>) {
-    use weft_native::RequestError as E;
+fn name_answer(out: &mut Out, r: Result<weft_native::ResolvedName, weft_native::RequestError>) {
+    use weft_native::{NameSource, RequestError as E};
     match r {
-        Ok(a) => {
+        Ok(weft_native::ResolvedName { answer: a, source }) => {
             let rec = &a.record.record;
             let value = String::from_utf8_lossy(&rec.value).into_owned();
             let expires_unix = a.expires_unix_ms / 1000;
+            let (from, note) = match &source {
+                NameSource::Mesh { server_error } => {
+                    ("mesh", format!(" (from the mesh, signed by the server; {server_error})"))
+                }
+                _ => ("server", String::new()),
+            };
             out.info(
                 json!({"event": "name", "name": rec.name.to_string(), "value": value, "owner": rec.owner.to_string(),
-                       "seq": rec.seq, "expires_unix": expires_unix}),
+                       "seq": rec.seq, "expires_unix": expires_unix, "source": from}),
                 &format!(
-                    "{} is held by {} until unix {expires_unix}: {}",
+                    "{} is held by {} until unix {expires_unix}: {}{note}",
                     rec.name,
                     rec.owner,
                     super::ui::printable(&value)
@@ -355,6 +368,7 @@ fn name_answer(out: &mut Out, r: Result<node_core::names::NameAnswer, weft_nativ
                 E::NoBootstrap => "no_bootstrap",
                 E::BadName(..) => "bad_name",
                 E::NameNotFound(_) => "name_not_found",
+                E::NameUnavailable { .. } => "name_unavailable",
                 E::NotANode(_) => "not_a_node",
                 E::Bootstrap(weft_native::BootstrapError::Refused { code, .. }) => code.as_str(),
                 E::Bootstrap(_) => "bootstrap",

@@ -8,13 +8,14 @@
 //! peers that answer us do); records are verified before they are stored or returned, and the
 //! store is capped.
 
+mod messages;
 mod table;
 
+pub use messages::{LookupDone, LookupError, LookupId, Message, Out, StoreError, Timer};
 pub use table::{Observed, RoutingTable};
 
 use crate::time::Instant;
 use core::time::Duration;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 /// A point in the key space: BLAKE3 of a peer id, or a record's key.
@@ -45,11 +46,16 @@ impl KeyOf for u32 {
 }
 
 /// A value the DHT stores: self-certifying, so any peer can check it.
-pub trait Record: Clone + core::fmt::Debug {
+pub trait Record: Clone + PartialEq + core::fmt::Debug {
     /// Where it is stored.
     fn key(&self) -> Key;
     /// When it stops being served.
     fn expires(&self) -> Instant;
+    /// How far ahead its expiry may lie for a peer to store it: [`Config::max_record_ttl`]
+    /// unless its kind needs longer (and then it says so).
+    fn max_ttl(&self, default: Duration) -> Duration {
+        default
+    }
     /// Whether it is well formed and signed by whom it names.
     fn verify(&self) -> bool;
     /// Whether it should replace `other` (same key): a newer version.
@@ -71,7 +77,8 @@ pub struct Config {
     pub max_lookups: usize,
     /// Most records stored for others.
     pub record_capacity: usize,
-    /// Records expiring further ahead than this are refused.
+    /// Records expiring further ahead than this are refused (unless their kind allows longer,
+    /// [`Record::max_ttl`]): a bound on how long a record outlives a publisher that is gone.
     pub max_record_ttl: Duration,
 }
 
@@ -87,106 +94,6 @@ impl Default for Config {
             max_record_ttl: Duration::from_secs(24 * 3600),
         }
     }
-}
-
-/// What DHT peers say to each other.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Message<P, R> {
-    /// "Who do you know closest to `target`?"
-    FindNode {
-        /// Matches the answer.
-        request: u64,
-        /// The key.
-        target: Key,
-    },
-    /// "Do you have the record at `key`? If not, who is closest to it?"
-    FindRecord {
-        /// Matches the answer.
-        request: u64,
-        /// The key.
-        key: Key,
-    },
-    /// The peers closest to the key asked about.
-    Nodes {
-        /// The request answered.
-        request: u64,
-        /// Up to k peers.
-        peers: Vec<P>,
-    },
-    /// The record asked about.
-    Found {
-        /// The request answered.
-        request: u64,
-        /// The record.
-        record: R,
-    },
-    /// "Keep this record."
-    Store(R),
-}
-
-/// Names a lookup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LookupId(pub u64);
-
-/// A timer the driver arms and hands back through [`Kademlia::timer`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timer {
-    /// A request may have gone unanswered.
-    Request(u64),
-}
-
-/// How a lookup ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LookupDone<P, R> {
-    /// Which lookup.
-    pub id: LookupId,
-    /// What it looked for.
-    pub target: Key,
-    /// The closest answering peers, closest first (up to k).
-    pub closest: Vec<P>,
-    /// The record, for a record lookup that found one.
-    pub record: Option<R>,
-    /// Requests in sequence until the peer whose key is `target` answered (1: it was in our
-    /// table), if it did.
-    pub hops_to_target: Option<u8>,
-    /// Requests sent.
-    pub requests: usize,
-}
-
-/// What the DHT asks its driver to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Out<P, R> {
-    /// Send `message` to `peer` (over a link, or however the driver reaches it).
-    Send(P, Message<P, R>),
-    /// Call [`Kademlia::timer`] with this timer at the given time.
-    Schedule(Instant, Timer),
-    /// A lookup finished.
-    Done(LookupDone<P, R>),
-}
-
-/// Why a lookup could not start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum LookupError {
-    /// Too many lookups are running.
-    #[error("too many lookups are running")]
-    Busy,
-}
-
-/// Why a record was not stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// Its signature or form does not check out.
-    #[error("the record does not verify")]
-    Invalid,
-    /// It has expired, or expires too far ahead.
-    #[error("the record has expired or lives too long")]
-    Lifetime,
-    /// We hold a newer one.
-    #[error("a newer record is stored")]
-    Stale,
-    /// The store is full of records closer to us.
-    #[error("the record store is full")]
-    Full,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,13 +220,24 @@ impl<P: Clone + PartialEq + core::fmt::Debug + KeyOf, R: Record> Kademlia<P, R> 
 
     /// Stores `record` here and at the k peers closest to its key.
     pub fn put_record(&mut self, now: Instant, record: R) -> Result<LookupId, StoreError> {
-        self.store(now, record.clone())?;
+        match self.store(now, record.clone()) {
+            Ok(()) => {}
+            // This very record is stored here already (put again, to reach the peers closest to
+            // its key now): it still goes out.
+            Err(StoreError::Stale) if self.records.get(&record.key()) == Some(&record) => {}
+            Err(e) => return Err(e),
+        }
         self.start(now, record.key(), Kind::Put, Some(record)).map_err(|_| StoreError::Full)
     }
 
     /// The valid record at `key`, if stored here.
     pub fn record(&self, now: Instant, key: &Key) -> Option<&R> {
         self.records.get(key).filter(|r| r.expires() > now)
+    }
+
+    /// Drops the record at `key` stored here (its publisher says it no longer holds).
+    pub fn remove_record(&mut self, key: &Key) {
+        self.records.remove(key);
     }
 
     /// A message from `from`, who the driver has authenticated.
@@ -405,7 +323,7 @@ impl<P: Clone + PartialEq + core::fmt::Debug + KeyOf, R: Record> Kademlia<P, R> 
         if !record.verify() {
             return Err(StoreError::Invalid);
         }
-        if record.expires() <= now || record.expires() > now + self.config.max_record_ttl {
+        if record.expires() <= now || record.expires() > now + record.max_ttl(self.config.max_record_ttl) {
             return Err(StoreError::Lifetime);
         }
         let key = record.key();
