@@ -7,12 +7,19 @@
 //!
 //! Each size: ten waves of joins five seconds apart, a simulated minute to settle, five
 //! broadcasts to shape the tree, then twenty PlumTree broadcasts and twenty floods from random
-//! nodes (one a second), then 200 lookups of random live peers. Simulator speed is timed on its
+//! nodes (one a second) — each sender a one-off, so every message travels the shared tree; then
+//! a conversation: five senders taking turns, ten messages each, against the same five
+//! flooding (the first round travels the shared tree, later rounds each sender's own, which
+//! settles over the first few; the last four rounds are compared); then 200
+//! lookups of random live peers. Simulator speed is timed on its
 //! own: the grown network run for 60 more simulated seconds with a broadcast every second.
 
 use core::time::Duration;
 use node_core::overlay::sim::scenario::{self, Growth};
 use node_core::overlay::sim::{SimConfig, Spread};
+
+/// Messages each sender of the conversation sends.
+const ROUNDS: usize = 10;
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
     let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
@@ -27,7 +34,7 @@ fn report(label: &str, spreads: &[Spread], live: usize) -> (f64, f64) {
     let full = spreads.iter().filter(|s| s.delivered.len() == live).count();
     let rmr = mean(spreads.iter().map(Spread::rmr));
     let hops = mean(spreads.iter().map(|s| f64::from(s.last_hops())));
-    println!("  {label:9} reached all {full}/{}  RMR {rmr:.3}  last-delivery hops {hops:.2}", spreads.len());
+    println!("  {label:10} reached all {full}/{}  RMR {rmr:.3}  last-delivery hops {hops:.2}", spreads.len());
     (rmr, hops)
 }
 
@@ -71,6 +78,33 @@ fn main() {
             "  ratio plumtree/flooding: RMR {:.3}  last-delivery hops {:.2}",
             p_rmr / f_rmr.max(f64::EPSILON),
             p_hops / f_hops.max(f64::EPSILON)
+        );
+
+        let mut senders: Vec<_> = (0..5).filter_map(|_| sim.random_live()).collect();
+        senders.dedup();
+        let b = sim.broadcast_stats();
+        let talk = scenario::conversation(&mut sim, &senders, ROUNDS, second, Duration::from_secs(10));
+        let a = sim.broadcast_stats();
+        println!(
+            "  (conversation: {} duplicates, {} grafts, {} shorter paths taken)",
+            a.duplicates - b.duplicates,
+            a.grafts - b.grafts,
+            a.shorter_paths - b.shorter_paths
+        );
+        let talk_flood = scenario::flooded_conversation(&mut sim, &senders, 2, second, Duration::from_secs(10));
+        let live = sim.live().len();
+        println!("  a conversation, {} senders taking turns:", senders.len());
+        for (i, round) in talk.iter().enumerate() {
+            report(&format!("round {}", i + 1), round, live);
+        }
+        let settled: Vec<Spread> = talk[ROUNDS - 4..].iter().flatten().cloned().collect();
+        let (s_rmr, s_hops) = report("last 4", &settled, live);
+        let flooded: Vec<Spread> = talk_flood.into_iter().flatten().collect();
+        let (f_rmr, f_hops) = report("flooding", &flooded, live);
+        println!(
+            "  ratio last 4 rounds/flooding: RMR {:.3}  last-delivery hops {:.2}",
+            s_rmr / f_rmr.max(f64::EPSILON),
+            s_hops / f_hops.max(f64::EPSILON)
         );
 
         let hops = scenario::lookups(&mut sim, 200);

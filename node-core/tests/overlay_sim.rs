@@ -5,7 +5,7 @@
 
 use core::time::Duration;
 use node_core::overlay::sim::scenario::{self, Growth};
-use node_core::overlay::sim::{OverlaySim, SimConfig};
+use node_core::overlay::sim::{OverlaySim, SimConfig, Spread};
 
 const NODES: u32 = 1000;
 const SECOND: Duration = Duration::from_secs(1);
@@ -15,6 +15,11 @@ fn network(seed: u64) -> OverlaySim {
     assert_eq!(sim.live().len(), NODES as usize);
     assert!(sim.connected(), "{} components after growing", sim.components());
     sim
+}
+
+fn mean<'a>(spreads: impl Iterator<Item = &'a Spread>, f: impl Fn(&Spread) -> f64) -> f64 {
+    let (sum, n) = spreads.fold((0.0, 0), |(sum, n), s| (sum + f(s), n + 1));
+    sum / f64::from(n.max(1))
 }
 
 #[test]
@@ -30,6 +35,30 @@ fn every_steady_state_broadcast_reaches_every_node() {
     }
     let rmr = spreads.iter().map(|s| s.rmr()).sum::<f64>() / spreads.len() as f64;
     assert!(rmr < 1.0, "PlumTree sends far fewer copies than flooding's ~3 per node: {rmr:.3}");
+}
+
+#[test]
+fn a_sender_who_keeps_talking_settles_on_paths_as_short_as_flooding() {
+    let mut sim = network(2);
+    scenario::broadcasts(&mut sim, 5, SECOND, Duration::from_secs(5));
+    let senders: Vec<_> = [1, 300, 700].into_iter().filter(|s| sim.live().contains(s)).collect();
+    assert_eq!(senders.len(), 3);
+    let rounds = scenario::conversation(&mut sim, &senders, 10, SECOND, Duration::from_secs(10));
+    let flooded = scenario::flooded_conversation(&mut sim, &senders, 2, SECOND, Duration::from_secs(10));
+    for s in rounds.iter().flatten() {
+        assert_eq!(scenario::missed(&sim, s), 0, "a message from {} missed nodes", s.origin);
+    }
+    let last_hops = |s: &Spread| f64::from(s.last_hops());
+    let first = mean(rounds[0].iter(), last_hops);
+    let settled = mean(rounds[6..].iter().flatten(), last_hops);
+    let flood = mean(flooded.iter().flatten(), last_hops);
+    // The first message of each travels the shared tree; by the seventh each has its own, of
+    // the fewest hops from its sender: shorter than flooding's, whose copies take the fastest
+    // path rather than the one of fewest hops. (One tree for all gives about flooding's here.)
+    assert!(settled < flood, "last-delivery hops {settled:.1} against flooding's {flood:.1}");
+    assert!(settled < first, "{settled:.1} hops settled, {first:.1} at first");
+    let rmr = mean(rounds[9].iter(), Spread::rmr);
+    assert!(rmr < 0.2, "settled trees send few duplicates: RMR {rmr:.3}");
 }
 
 #[test]

@@ -545,7 +545,12 @@ fn overlay_messages_over_their_bounds_close_the_link() {
             ttl: 1,
         }),
         O::Broadcast(plumtree::Message::IHave((0..10_000u32).map(|i| ([i as u8; 32], 1)).collect())),
-        O::Broadcast(plumtree::Message::Gossip { id: [1; 32], hops: 1, payload: vec![0; wire::MAX_GOSSIP_LEN + 1] }),
+        O::Broadcast(plumtree::Message::Gossip {
+            id: [1; 32],
+            origin: keys(2).peer_id(),
+            hops: 1,
+            payload: vec![0; wire::MAX_GOSSIP_LEN + 1],
+        }),
     ];
     for (i, message) in oversized.into_iter().enumerate() {
         let mut n = node(1);
@@ -575,8 +580,12 @@ fn a_forged_chat_in_the_overlay_stops_at_the_first_node_and_costs_the_forger_its
     let chat = wire::Signed { body, signature, hops: 3 };
     let mut id = [0u8; 32];
     id[..16].copy_from_slice(&[7; 16]);
-    let gossip =
-        O::Broadcast(plumtree::Message::Gossip { id, hops: 1, payload: postcard::to_allocvec(&chat).unwrap() });
+    let gossip = O::Broadcast(plumtree::Message::Gossip {
+        id,
+        origin: keys(4).peer_id(),
+        hops: 1,
+        payload: postcard::to_allocvec(&chat).unwrap(),
+    });
     n.handle(
         t(1),
         Input::Frame { link: forger, data: wire::encode(&Message::Overlay { message: gossip, hints: Vec::new() }) },

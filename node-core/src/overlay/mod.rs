@@ -53,7 +53,7 @@ pub enum Message<P, R> {
     /// HyParView.
     Membership(hyparview::Message<P>),
     /// PlumTree.
-    Broadcast(plumtree::Message<MessageId>),
+    Broadcast(plumtree::Message<P, MessageId>),
     /// Kademlia.
     Dht(kademlia::Message<P, R>),
 }
@@ -76,7 +76,7 @@ impl<P, R> Message<P, R> {
             Message::Broadcast(m) => match m {
                 plumtree::Message::Gossip { payload, .. } => payload.len() <= max_payload,
                 plumtree::Message::IHave(ids) => ids.len() <= MAX_LIST,
-                plumtree::Message::Graft(_) | plumtree::Message::Prune => true,
+                plumtree::Message::Graft { .. } | plumtree::Message::Prune { .. } => true,
             },
             Message::Dht(m) => match m {
                 kademlia::Message::Nodes { peers, .. } => peers.len() <= MAX_LIST,
@@ -164,7 +164,7 @@ where
     pub fn new(me: P, config: Config, seed: u64, now: Instant) -> Self {
         let mut overlay = Overlay {
             membership: hyparview::HyParView::new(me.clone(), config.membership, seed, now),
-            broadcast: plumtree::PlumTree::new(config.broadcast),
+            broadcast: plumtree::PlumTree::new(me.clone(), config.broadcast),
             dht: kademlia::Kademlia::new(me, config.dht),
             refresh: config.dht_refresh,
             dht_joined: false,

@@ -4,15 +4,22 @@
 //! an announcement of a message that does not arrive in time grafts the announcer back in, so the
 //! tree heals itself when a node on it fails. Sans-IO and generic over peer and message id.
 //!
+//! Each recent sender has a tree of its own ([`trees`]), shaped only by its own messages, so a
+//! sender who keeps talking reaches everyone over short paths from itself rather than along a
+//! tree that suits whoever shaped it.
+//!
 //! Everything a peer can make us hold is bounded: the payload cache (for grafts) and the set of
 //! announced-but-missing ids are capped in count and age, announcements are capped per message,
 //! and an announcement nobody backs up costs one graft and is forgotten.
+
+mod trees;
 
 use crate::bounded::BoundedSet;
 use crate::time::Instant;
 use core::time::Duration;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use trees::Trees;
 
 /// PlumTree's timers and bounds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +28,11 @@ pub struct Config {
     pub graft_timeout: Duration,
     /// How long each further announcer gets after the first graft.
     pub graft_retry: Duration,
-    /// A lazy path this many hops shorter than the eager one replaces it in the tree.
+    /// In the shared tree, a lazy path more than this many hops shorter than the eager one
+    /// replaces it (a margin, because every sender's messages pull the one tree their way).
     pub optimization_threshold: u16,
+    /// The same in a sender's own tree, which only its own messages shape.
+    pub origin_optimization_threshold: u16,
     /// How long payloads stay available for grafts.
     pub cache_retention: Duration,
     /// Most payloads kept for grafts.
@@ -38,6 +48,8 @@ pub struct Config {
     pub ihave_batch: usize,
     /// Hops after which a message travels no further.
     pub max_hops: u16,
+    /// Most senders with a tree of their own (zero: one tree for all, as in the paper).
+    pub origin_trees: usize,
 }
 
 impl Default for Config {
@@ -46,6 +58,7 @@ impl Default for Config {
             graft_timeout: Duration::from_millis(500),
             graft_retry: Duration::from_millis(250),
             optimization_threshold: 3,
+            origin_optimization_threshold: 0,
             cache_retention: Duration::from_secs(30),
             cache_capacity: 4096,
             seen_capacity: 16_384,
@@ -53,17 +66,22 @@ impl Default for Config {
             announcers_per_message: 4,
             ihave_batch: 64,
             max_hops: 64,
+            origin_trees: 64,
         }
     }
 }
 
-/// What PlumTree peers say to each other.
+/// What PlumTree peers say to each other. A graft or prune is about the tree of the message's
+/// `origin` and, when `shared`, also about the shared tree: a duplicate or a missing message
+/// reshapes both, a shorter path only its sender's tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Message<I> {
+pub enum Message<P, I> {
     /// A message in full, `hops` links from its origin.
     Gossip {
         /// Its id (unique per message, e.g. a hash of it).
         id: I,
+        /// The node that broadcast it (it travels that node's tree).
+        origin: P,
         /// Links travelled so far.
         hops: u16,
         /// The message.
@@ -73,9 +91,21 @@ pub enum Message<I> {
     /// "I have these": ids with the hop count they reached us at.
     IHave(Vec<(I, u16)>),
     /// "Put me back in your tree", and send `id` if given.
-    Graft(Option<I>),
-    /// "Take me out of your tree": I got that message already.
-    Prune,
+    Graft {
+        /// The message to send (its origin's tree is meant).
+        id: Option<I>,
+        /// Whose tree, when there is no `id` to tell.
+        origin: Option<P>,
+        /// The shared tree too.
+        shared: bool,
+    },
+    /// "Take me out of your tree": I got that message already, or have a shorter path.
+    Prune {
+        /// Whose tree.
+        origin: Option<P>,
+        /// The shared tree too.
+        shared: bool,
+    },
 }
 
 /// A timer the driver arms and hands back through [`PlumTree::timer`].
@@ -89,7 +119,7 @@ pub enum Timer<I> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Out<P, I> {
     /// Send `message` to neighbor `peer`.
-    Send(P, Message<I>),
+    Send(P, Message<P, I>),
     /// A new message for the application.
     Deliver {
         /// Its id.
@@ -109,6 +139,7 @@ pub enum Out<P, I> {
 #[derive(Debug)]
 struct Cached<P> {
     payload: Vec<u8>,
+    origin: P,
     from: Option<P>,
     hops: u16,
     expires: Instant,
@@ -132,14 +163,16 @@ pub struct Stats {
     pub grafts: u64,
     /// Announcements ignored because the missing set was full.
     pub announcements_dropped: u64,
+    /// Shorter paths taken into a tree (tree optimisations).
+    pub shorter_paths: u64,
 }
 
 /// One node's broadcast state.
 #[derive(Debug)]
 pub struct PlumTree<P: Ord + Clone, I: Ord + Clone> {
     config: Config,
-    eager: BTreeSet<P>,
-    lazy: BTreeSet<P>,
+    me: P,
+    trees: Trees<P>,
     seen: BoundedSet<I>,
     cache: BTreeMap<I, Cached<P>>,
     cache_order: VecDeque<I>,
@@ -149,13 +182,13 @@ pub struct PlumTree<P: Ord + Clone, I: Ord + Clone> {
 }
 
 impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
-    /// A node with no neighbors yet.
-    pub fn new(config: Config) -> Self {
+    /// Node `me`, with no neighbors yet.
+    pub fn new(me: P, config: Config) -> Self {
         PlumTree {
+            me,
             seen: BoundedSet::new(config.seen_capacity),
+            trees: Trees::new(config.origin_trees),
             config,
-            eager: BTreeSet::new(),
-            lazy: BTreeSet::new(),
             cache: BTreeMap::new(),
             cache_order: VecDeque::new(),
             missing: BTreeMap::new(),
@@ -164,14 +197,19 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
         }
     }
 
-    /// The neighbors messages are pushed to in full.
+    /// The neighbors messages of senders without a tree of their own are pushed to in full.
     pub fn eager(&self) -> &BTreeSet<P> {
-        &self.eager
+        &self.trees.shared().eager
     }
 
-    /// The neighbors messages are announced to.
+    /// The neighbors messages of senders without a tree of their own are announced to.
     pub fn lazy(&self) -> &BTreeSet<P> {
-        &self.lazy
+        &self.trees.shared().lazy
+    }
+
+    /// How many senders have a tree of their own here.
+    pub fn origin_trees(&self) -> usize {
+        self.trees.origin_count()
     }
 
     /// Counters.
@@ -193,8 +231,7 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
     /// of the messages still cached (the newest [`Config::ihave_batch`]), so a node that joins,
     /// or rejoins after its links churned, grafts what went by while it had no way in.
     pub fn neighbor_up(&mut self, peer: P) {
-        self.lazy.remove(&peer);
-        self.eager.insert(peer.clone());
+        self.trees.neighbor_up(peer.clone());
         let recent: Vec<(I, u16)> = self
             .cache_order
             .iter()
@@ -209,8 +246,7 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
 
     /// A neighbor left.
     pub fn neighbor_down(&mut self, peer: &P) {
-        self.eager.remove(peer);
-        self.lazy.remove(peer);
+        self.trees.neighbor_down(peer);
         for m in self.missing.values_mut() {
             m.announcers.retain(|(p, _)| p != peer);
         }
@@ -221,39 +257,36 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
         if !self.seen.insert(id.clone()) {
             return false;
         }
-        self.push(now, id, None, 0, payload);
+        self.push(now, id, self.me.clone(), None, 0, payload);
         true
     }
 
     /// A message from `from`, over a link the driver authenticated (see [`Self::is_neighbor`]
     /// for what a non-neighbor's message may do).
-    pub fn handle(&mut self, now: Instant, from: P, message: Message<I>) {
+    pub fn handle(&mut self, now: Instant, from: P, message: Message<P, I>) {
         self.expire(now);
         match message {
-            Message::Gossip { id, hops, payload } => self.on_gossip(now, from, id, hops, payload),
+            Message::Gossip { id, origin, hops, payload } => self.on_gossip(now, from, id, origin, hops, payload),
             Message::IHave(ids) => {
                 for (id, hops) in ids.into_iter().take(self.config.ihave_batch) {
                     self.on_ihave(now, from.clone(), id, hops);
                 }
             }
-            Message::Graft(id) => {
-                if self.is_neighbor(&from) {
-                    self.lazy.remove(&from);
-                    self.eager.insert(from.clone());
+            Message::Graft { id, origin, shared } => {
+                let cached = id.and_then(|id| self.cache.get(&id).map(|c| (id, c)));
+                let origin = cached.as_ref().map(|(_, c)| c.origin.clone()).or(origin);
+                if let Some((id, c)) = cached {
+                    let message = Message::Gossip {
+                        id,
+                        origin: c.origin.clone(),
+                        hops: c.hops.saturating_add(1),
+                        payload: c.payload.clone(),
+                    };
+                    self.send(from.clone(), message);
                 }
-                if let Some(id) = id {
-                    if let Some(c) = self.cache.get(&id) {
-                        let message =
-                            Message::Gossip { id, hops: c.hops.saturating_add(1), payload: c.payload.clone() };
-                        self.send(from, message);
-                    }
-                }
+                self.trees.promote(origin.as_ref(), shared, &from);
             }
-            Message::Prune => {
-                if self.eager.remove(&from) {
-                    self.lazy.insert(from);
-                }
-            }
+            Message::Prune { origin, shared } => self.trees.demote(origin.as_ref(), shared, &from),
         }
     }
 
@@ -262,7 +295,7 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
     /// still delivered and answered, but never change the tree: a message must not be lost
     /// because it crossed a link in the moment two views disagreed.
     fn is_neighbor(&self, peer: &P) -> bool {
-        self.eager.contains(peer) || self.lazy.contains(peer)
+        self.trees.shared().contains(peer)
     }
 
     /// A timer scheduled through [`Out::Schedule`] is due.
@@ -281,50 +314,57 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
             self.out.push_back(Out::Schedule(now + self.config.graft_retry, Timer::Missing(id.clone())));
         }
         self.stats.grafts += 1;
-        if self.is_neighbor(&peer) {
-            self.lazy.remove(&peer);
-            self.eager.insert(peer.clone());
-        }
-        self.send(peer, Message::Graft(Some(id)));
+        // Whose message it is shows when it arrives: on_gossip puts `peer` in that sender's tree.
+        self.trees.promote(None, true, &peer);
+        self.send(peer, Message::Graft { id: Some(id), origin: None, shared: true });
     }
 
-    fn on_gossip(&mut self, now: Instant, from: P, id: I, hops: u16, payload: Vec<u8>) {
+    fn on_gossip(&mut self, now: Instant, from: P, id: I, origin: P, hops: u16, payload: Vec<u8>) {
         self.stats.payloads_received += 1;
         if !self.seen.insert(id.clone()) {
-            // A duplicate: this link is not needed in the tree.
+            // A duplicate: this link is not needed in the tree, unless it is the shorter path.
             self.stats.duplicates += 1;
-            if self.is_neighbor(&from) {
-                self.eager.remove(&from);
-                self.lazy.insert(from.clone());
-                self.send(from, Message::Prune);
+            if !self.is_neighbor(&from) {
+                return;
             }
+            if let Some(parent) = self.take_shorter_parent(&id, &origin, &from, hops) {
+                self.stats.shorter_paths += 1;
+                // `parent` sent us this message: it is upstream, not a child to push to.
+                self.trees.reparent(&origin, &from, false);
+                self.send(parent, Message::Prune { origin: Some(origin), shared: false });
+                return;
+            }
+            // Out of the shared tree both ways (the paper's rule); in the sender's tree only
+            // `from` stops pushing to us — whether we push to it is its to say.
+            self.trees.demote(None, true, &from);
+            self.send(from, Message::Prune { origin: Some(origin), shared: true });
             return;
         }
-        self.missing.remove(&id);
-        if self.is_neighbor(&from) {
-            self.lazy.remove(&from);
-            self.eager.insert(from.clone());
-        }
+        let announced = self.missing.remove(&id);
+        self.trees.promote(None, true, &from);
+        let _ = self.trees.for_origin(&origin);
+        self.trees.reparent(&origin, &from, true);
         self.out.push_back(Out::Deliver { id: id.clone(), from: from.clone(), hops, payload: payload.clone() });
         if hops < self.config.max_hops {
-            self.push(now, id, Some(from), hops, payload);
+            self.push(now, id, origin.clone(), Some(from.clone()), hops, payload);
+        }
+        // Announced first over a much shorter path: that path takes the tree's place (after the
+        // push, which must not send the message back over it). The shorter path is usually the
+        // faster one too, so this is the common case of the check in `on_ihave`, which only
+        // sees announcements that come after the message.
+        let shortest = announced.and_then(|m| m.announcers.into_iter().min_by_key(|(_, h)| *h));
+        if let Some((shorter, announced_hops)) = shortest {
+            self.shorten(&origin, &from, hops, shorter, announced_hops);
         }
     }
 
     fn on_ihave(&mut self, now: Instant, from: P, id: I, hops: u16) {
         if self.seen.contains(&id) {
             // Tree optimisation: a much shorter path exists through `from`; take it.
-            if let Some(c) = self.cache.get(&id).filter(|_| self.is_neighbor(&from)) {
-                if hops.saturating_add(self.config.optimization_threshold) < c.hops {
-                    if let Some(parent) = c.from.clone() {
-                        self.lazy.remove(&from);
-                        self.eager.insert(from.clone());
-                        self.send(from, Message::Graft(None));
-                        if self.eager.remove(&parent) {
-                            self.lazy.insert(parent.clone());
-                        }
-                        self.send(parent, Message::Prune);
-                    }
+            if let Some(c) = self.cache.get(&id) {
+                if let Some(parent) = c.from.clone() {
+                    let (origin, tree_hops) = (c.origin.clone(), c.hops);
+                    self.shorten(&origin, &parent, tree_hops, from, hops);
                 }
             }
             return;
@@ -349,22 +389,68 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
         }
     }
 
-    /// Pushes a message to the eager peers and announces it to the lazy ones (not back to
-    /// `from`), and keeps it for grafts.
-    fn push(&mut self, now: Instant, id: I, from: Option<P>, hops: u16, payload: Vec<u8>) {
-        let next = hops.saturating_add(1);
-        let eager: Vec<P> = self.eager.iter().filter(|p| Some(*p) != from.as_ref()).cloned().collect();
-        for peer in eager {
-            self.send(peer, Message::Gossip { id: id.clone(), hops: next, payload: payload.clone() });
+    /// In a sender's own tree the parent is the neighbor with the fewest hops from the sender,
+    /// not the fastest: a copy that comes second over a path more than the threshold shorter
+    /// makes `from` the parent (returned: the old one, to prune). Judging by arrival alone
+    /// would undo, message after message, what the announcements' hop counts graft.
+    fn take_shorter_parent(&mut self, id: &I, origin: &P, from: &P, hops: u16) -> Option<P> {
+        if self.trees.shared_only() {
+            return None;
         }
-        let lazy: Vec<P> = self.lazy.iter().filter(|p| Some(*p) != from.as_ref()).cloned().collect();
+        let c = self.cache.get_mut(id).filter(|c| c.origin == *origin)?;
+        let parent = c.from.clone().filter(|p| p != from)?;
+        if hops.saturating_add(self.config.origin_optimization_threshold) >= c.hops {
+            return None;
+        }
+        c.from = Some(from.clone());
+        c.hops = hops;
+        Some(parent)
+    }
+
+    /// Tree optimisation: `origin`'s message came from `parent` after `tree_hops` hops, and
+    /// `shorter` announced it after `hops`; if that is shorter by more than the threshold,
+    /// `shorter` is grafted.
+    ///
+    /// In the shared tree (the paper's way) `parent` is pruned at once. In a sender's own tree
+    /// `parent` goes on pushing to us until the shorter path's copy comes in, which makes
+    /// `shorter` the parent ([`Trees::reparent`]) and prunes `parent` — or `parent`'s copy turns
+    /// out the shorter after all.
+    fn shorten(&mut self, origin: &P, parent: &P, tree_hops: u16, shorter: P, hops: u16) {
+        let shared = self.trees.shared_only();
+        let threshold =
+            if shared { self.config.optimization_threshold } else { self.config.origin_optimization_threshold };
+        if shorter == *parent || !self.is_neighbor(&shorter) || hops.saturating_add(threshold) >= tree_hops {
+            return;
+        }
+        self.stats.shorter_paths += 1;
+        self.send(shorter.clone(), Message::Graft { id: None, origin: Some(origin.clone()), shared });
+        if shared {
+            self.trees.promote(None, true, &shorter);
+            self.trees.demote(None, true, parent);
+            self.send(parent.clone(), Message::Prune { origin: Some(origin.clone()), shared });
+        }
+    }
+
+    /// Pushes a message to the eager peers of its origin's tree and announces it to the lazy
+    /// ones (not back to `from`), and keeps it for grafts.
+    fn push(&mut self, now: Instant, id: I, origin: P, from: Option<P>, hops: u16, payload: Vec<u8>) {
+        let next = hops.saturating_add(1);
+        let tree = self.trees.for_origin(&origin);
+        let not_from = |p: &&P| Some(*p) != from.as_ref();
+        let eager: Vec<P> = tree.eager.iter().filter(not_from).cloned().collect();
+        let lazy: Vec<P> = tree.lazy.iter().filter(not_from).cloned().collect();
+        for peer in eager {
+            let message =
+                Message::Gossip { id: id.clone(), origin: origin.clone(), hops: next, payload: payload.clone() };
+            self.send(peer, message);
+        }
         for peer in lazy {
             self.send(peer, Message::IHave(vec![(id.clone(), next)]));
         }
-        self.remember(now, id, from, hops, payload);
+        self.remember(now, id, origin, from, hops, payload);
     }
 
-    fn remember(&mut self, now: Instant, id: I, from: Option<P>, hops: u16, payload: Vec<u8>) {
+    fn remember(&mut self, now: Instant, id: I, origin: P, from: Option<P>, hops: u16, payload: Vec<u8>) {
         if self.cache.len() >= self.config.cache_capacity {
             if let Some(old) = self.cache_order.pop_front() {
                 self.cache.remove(&old);
@@ -372,7 +458,7 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
         }
         let expires = now + self.config.cache_retention;
         self.cache_order.push_back(id.clone());
-        self.cache.insert(id, Cached { payload, from, hops, expires });
+        self.cache.insert(id, Cached { payload, origin, from, hops, expires });
     }
 
     /// Forgets cached payloads and missing messages past their retention.
@@ -390,7 +476,7 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
         self.missing.retain(|_, m| m.expires > now);
     }
 
-    fn send(&mut self, to: P, message: Message<I>) {
+    fn send(&mut self, to: P, message: Message<P, I>) {
         self.out.push_back(Out::Send(to, message));
     }
 }

@@ -17,7 +17,7 @@ struct Net {
 }
 
 enum Event {
-    Message(usize, usize, Message<u64>),
+    Message(usize, usize, Message<usize, u64>),
     Timer(usize, Timer<u64>),
 }
 
@@ -29,7 +29,7 @@ fn latency(a: usize, b: usize) -> Duration {
 impl Net {
     /// A ring of `n` with chords to the node `n / 3` away: every node has four neighbors.
     fn ring(n: usize) -> Self {
-        let mut nodes: Vec<PlumTree<usize, u64>> = (0..n).map(|_| PlumTree::new(Config::default())).collect();
+        let mut nodes: Vec<PlumTree<usize, u64>> = (0..n).map(|i| PlumTree::new(i, Config::default())).collect();
         for (i, node) in nodes.iter_mut().enumerate() {
             for j in [(i + 1) % n, (i + n - 1) % n, (i + n / 3) % n, (i + n - n / 3) % n] {
                 node.neighbor_up(j);
@@ -138,7 +138,7 @@ fn when_a_tree_node_dies_the_announcements_graft_the_tree_back_together() {
 #[test]
 fn ten_thousand_announcements_of_messages_that_do_not_exist_are_bounded_and_forgotten() {
     let c = Config::default();
-    let mut node: PlumTree<usize, u64> = PlumTree::new(c.clone());
+    let mut node: PlumTree<usize, u64> = PlumTree::new(0, c.clone());
     node.neighbor_up(1);
     node.neighbor_up(2);
     let ids: Vec<(u64, u16)> = (0..10_000).map(|i| (i, 1)).collect();
@@ -163,26 +163,26 @@ fn ten_thousand_announcements_of_messages_that_do_not_exist_are_bounded_and_forg
     // The honest neighbor is still there to carry real messages.
     assert!(node.eager().contains(&2));
     while node.poll().is_some() {}
-    node.handle(t(700), 2, Message::Gossip { id: 77_777, hops: 1, payload: vec![9] });
+    node.handle(t(700), 2, Message::Gossip { id: 77_777, origin: 5, hops: 1, payload: vec![9] });
     let delivered = std::iter::from_fn(|| node.poll()).filter(|o| matches!(o, Out::Deliver { .. })).count();
     assert_eq!(delivered, 1);
 }
 
 #[test]
 fn a_graft_for_an_unknown_id_sends_nothing_and_a_non_neighbor_never_enters_the_tree() {
-    let mut node: PlumTree<usize, u64> = PlumTree::new(Config::default());
+    let mut node: PlumTree<usize, u64> = PlumTree::new(0, Config::default());
     node.neighbor_up(1);
-    node.handle(t(0), 1, Message::Graft(Some(5)));
+    node.handle(t(0), 1, Message::Graft { id: Some(5), origin: None, shared: true });
     assert!(node.poll().is_none());
     // Peer 9 is linked but not (or not yet) a neighbor: its message is delivered and passed to
     // the tree, but 9 is neither pushed to nor pruned, and its grafts and prunes change nothing.
-    node.handle(t(0), 9, Message::Gossip { id: 1, hops: 1, payload: vec![] });
+    node.handle(t(0), 9, Message::Gossip { id: 1, origin: 5, hops: 1, payload: vec![] });
     let out: Vec<_> = std::iter::from_fn(|| node.poll()).collect();
     assert!(out.iter().any(|o| matches!(o, Out::Deliver { id: 1, from: 9, .. })), "{out:?}");
     assert!(out.iter().all(|o| !matches!(o, Out::Send(9, _))), "{out:?}");
-    node.handle(t(0), 9, Message::Gossip { id: 1, hops: 1, payload: vec![] });
-    node.handle(t(0), 9, Message::Graft(None));
-    node.handle(t(0), 9, Message::Prune);
+    node.handle(t(0), 9, Message::Gossip { id: 1, origin: 5, hops: 1, payload: vec![] });
+    node.handle(t(0), 9, Message::Graft { id: None, origin: Some(5), shared: false });
+    node.handle(t(0), 9, Message::Prune { origin: Some(5), shared: true });
     assert!(node.poll().is_none(), "no prune for a duplicate from a non-neighbor");
     assert!(!node.eager().contains(&9) && !node.lazy().contains(&9));
     assert!(node.eager().contains(&1));
@@ -190,18 +190,18 @@ fn a_graft_for_an_unknown_id_sends_nothing_and_a_non_neighbor_never_enters_the_t
 
 #[test]
 fn a_message_past_the_hop_limit_is_delivered_but_not_passed_on() {
-    let mut node: PlumTree<usize, u64> = PlumTree::new(Config::default());
+    let mut node: PlumTree<usize, u64> = PlumTree::new(0, Config::default());
     node.neighbor_up(1);
     node.neighbor_up(2);
-    node.handle(t(0), 1, Message::Gossip { id: 1, hops: u16::MAX, payload: vec![] });
+    node.handle(t(0), 1, Message::Gossip { id: 1, origin: 5, hops: u16::MAX, payload: vec![] });
     let out: Vec<_> = std::iter::from_fn(|| node.poll()).collect();
     assert!(matches!(&out[..], [Out::Deliver { .. }]), "{out:?}");
 }
 
 #[test]
 fn a_neighbor_that_arrives_after_a_message_hears_of_it_and_grafts_it() {
-    let mut a: PlumTree<usize, u64> = PlumTree::new(Config::default());
-    let mut b: PlumTree<usize, u64> = PlumTree::new(Config::default());
+    let mut a: PlumTree<usize, u64> = PlumTree::new(1, Config::default());
+    let mut b: PlumTree<usize, u64> = PlumTree::new(2, Config::default());
     assert!(a.broadcast(t(0), 1, vec![42]));
     while a.poll().is_some() {}
     // b links to a a second later: a tells it what it still holds.
@@ -217,11 +217,63 @@ fn a_neighbor_that_arrives_after_a_message_hears_of_it_and_grafts_it() {
     let (at, timer) = timer.expect("b waits for it, then grafts");
     b.timer(at, timer);
     let graft: Vec<_> = std::iter::from_fn(|| b.poll()).collect();
-    assert_eq!(graft, [Out::Send(1, Message::Graft(Some(1)))]);
-    a.handle(at, 2, Message::Graft(Some(1)));
+    assert_eq!(graft, [Out::Send(1, Message::Graft { id: Some(1), origin: None, shared: true })]);
+    a.handle(at, 2, Message::Graft { id: Some(1), origin: None, shared: true });
     let Some(Out::Send(2, gossip)) = a.poll() else { panic!("a answers the graft") };
     b.handle(at, 1, gossip);
     assert!(
         std::iter::from_fn(|| b.poll()).any(|o| matches!(o, Out::Deliver { id: 1, payload, .. } if payload == [42]))
     );
+}
+
+/// Hops from `origin` to the farthest node over the shortest paths of the ring with chords.
+fn eccentricity(n: usize, origin: usize) -> u16 {
+    let mut hops = vec![u16::MAX; n];
+    hops[origin] = 0;
+    let mut queue = VecDeque::from([origin]);
+    while let Some(i) = queue.pop_front() {
+        for j in [(i + 1) % n, (i + n - 1) % n, (i + n / 3) % n, (i + n - n / 3) % n] {
+            if hops[j] == u16::MAX {
+                hops[j] = hops[i] + 1;
+                queue.push_back(j);
+            }
+        }
+    }
+    hops.into_iter().max().unwrap_or(0)
+}
+
+#[test]
+fn a_sender_who_keeps_talking_gets_short_paths_without_bending_anyone_elses_tree() {
+    let n = 90;
+    let mut net = Net::ring(n);
+    // Node 0's messages shape the shared tree.
+    for id in 1..=3 {
+        net.broadcast(0, id);
+    }
+    let zero_hops = net.delivered[&3].iter().map(|(_, h)| *h).max().unwrap();
+    // Node 45 talks: its first message travels the tree shaped by 0, its later ones a tree of
+    // its own, shortened by the announcements that showed shorter paths.
+    let last_hops = |net: &Net, id: u64| net.delivered[&id].iter().map(|(_, h)| *h).max().unwrap();
+    net.broadcast(45, 100);
+    let first = last_hops(&net, 100);
+    for id in 101..=109 {
+        net.broadcast(45, id);
+        assert_eq!(net.reached(id).len(), n);
+    }
+    let before = net.payloads();
+    net.broadcast(45, 110);
+    assert_eq!(net.payloads() - before, (n - 1) as u64, "settled: no duplicates");
+    let settled = last_hops(&net, 110);
+    let shortest = eccentricity(n, 45);
+    assert!(settled < first, "45's tree got shorter: {first} hops, then {settled}");
+    assert!(
+        settled <= shortest + Config::default().origin_optimization_threshold,
+        "{settled} hops against {shortest} over the shortest paths"
+    );
+    // Node 0's tree was not bent by 45's: its next message goes as before, once to each node.
+    let before = net.payloads();
+    net.broadcast(0, 4);
+    assert_eq!(net.reached(4).len(), n);
+    assert_eq!(net.payloads() - before, (n - 1) as u64, "no duplicates");
+    assert_eq!(last_hops(&net, 4), zero_hops);
 }

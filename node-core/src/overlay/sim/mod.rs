@@ -359,6 +359,7 @@ impl OverlaySim {
                 total.duplicates += s.duplicates;
                 total.grafts += s.grafts;
                 total.announcements_dropped += s.announcements_dropped;
+                total.shorter_paths += s.shorter_paths;
             }
         }
         total
