@@ -81,6 +81,7 @@ fn main() {
         );
 
         let mut senders: Vec<_> = (0..5).filter_map(|_| sim.random_live()).collect();
+        senders.sort_unstable();
         senders.dedup();
         let b = sim.broadcast_stats();
         let talk = scenario::conversation(&mut sim, &senders, ROUNDS, second, Duration::from_secs(10));

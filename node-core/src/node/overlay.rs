@@ -193,8 +193,8 @@ impl Node {
         self.take_hints(now, hints);
         // A broadcast is checked before PlumTree passes it on: a forged chat stops at the first
         // honest node, and only the link it came over is dropped.
-        if let overlay::Message::Broadcast(overlay::plumtree::Message::Gossip { id, payload, .. }) = &message {
-            match self.check_gossip_chat(now, id, payload) {
+        if let overlay::Message::Broadcast(overlay::plumtree::Message::Gossip { id, origin, payload, .. }) = &message {
+            match self.check_gossip_chat(now, id, origin, payload) {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(reason) => return self.misbehaved(link, reason),
@@ -464,10 +464,21 @@ impl Node {
 
     /// Checks a broadcast chat before it is delivered or passed on: `Ok(true)` to go on,
     /// `Ok(false)` to drop quietly (seen, or stale), `Err` for a forgery.
-    fn check_gossip_chat(&mut self, now: Instant, id: &MessageId, payload: &[u8]) -> Result<bool, &'static str> {
+    fn check_gossip_chat(
+        &mut self,
+        now: Instant,
+        id: &MessageId,
+        origin: &PeerId,
+        payload: &[u8],
+    ) -> Result<bool, &'static str> {
         let chat: Signed<ChatBody> = postcard::from_bytes(payload).map_err(|_| "broadcast that is not a chat")?;
         if chat_gossip_id(&chat.body.msg_id) != *id {
             return Err("broadcast under another message's id");
+        }
+        // A chat travels its author's tree: a made-up origin would only push real senders'
+        // trees out (the signature check below makes the author the real one).
+        if chat.body.author != *origin {
+            return Err("broadcast under another origin than its author");
         }
         if self.seen.contains(&chat.body.msg_id) {
             // PlumTree still sees it (a duplicate prunes its link); the node does not deliver it.

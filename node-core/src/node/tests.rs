@@ -549,6 +549,7 @@ fn overlay_messages_over_their_bounds_close_the_link() {
             id: [1; 32],
             origin: keys(2).peer_id(),
             hops: 1,
+            shared: true,
             payload: vec![0; wire::MAX_GOSSIP_LEN + 1],
         }),
     ];
@@ -584,6 +585,7 @@ fn a_forged_chat_in_the_overlay_stops_at_the_first_node_and_costs_the_forger_its
         id,
         origin: keys(4).peer_id(),
         hops: 1,
+        shared: true,
         payload: postcard::to_allocvec(&chat).unwrap(),
     });
     n.handle(
@@ -596,4 +598,41 @@ fn a_forged_chat_in_the_overlay_stops_at_the_first_node_and_costs_the_forger_its
     let passed_on = outs.iter().any(|o| matches!(o, Output::SendFrame { link, .. } if *link == honest));
     assert!(!passed_on, "not passed on to the honest neighbour");
     assert_eq!(n.stats().bad_signatures, 1);
+}
+
+#[test]
+fn a_chat_under_another_origin_than_its_author_costs_the_sender_its_link() {
+    use crate::overlay::{plumtree, Message as O};
+    let mut n = node(1);
+    let liar = neighbor_up(&mut n, &keys(2), t(0));
+    drain(&mut n);
+    // A real chat by 4, sent under a made-up origin: it would only push real senders' trees out.
+    let author = keys(4);
+    let body = wire::ChatBody {
+        msg_id: MsgId([8; 16]),
+        author: author.peer_id(),
+        author_name: "four".into(),
+        text: "hello".into(),
+        unix_ms: t(1).unix_ms(),
+    };
+    let bytes = postcard::to_allocvec(&body).unwrap();
+    let signature = author.sign(&crate::identity::signed_bytes(crate::identity::signing_domain::CHAT, &bytes));
+    let chat = wire::Signed { body, signature, hops: 3 };
+    let mut id = [0u8; 32];
+    id[..16].copy_from_slice(&[8; 16]);
+    let gossip = O::Broadcast(plumtree::Message::Gossip {
+        id,
+        origin: keys(5).peer_id(),
+        hops: 2,
+        shared: true,
+        payload: postcard::to_allocvec(&chat).unwrap(),
+    });
+    n.handle(
+        t(1),
+        Input::Frame { link: liar, data: wire::encode(&Message::Overlay { message: gossip, hints: Vec::new() }) },
+    );
+    let outs = drain(&mut n);
+    assert!(closed(&outs, liar));
+    assert!(!outs.iter().any(|o| matches!(o, Output::Event(Event::Chat { .. }))), "not delivered");
+    assert_eq!(n.overlay.overlay.broadcast_state().origin_trees(), 0, "no tree for the made-up origin");
 }

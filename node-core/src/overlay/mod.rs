@@ -268,7 +268,7 @@ where
     pub fn handle(&mut self, now: Instant, from: P, message: Message<P, R>) {
         match message {
             Message::Membership(m) => {
-                self.membership.set_tree(self.broadcast.eager());
+                self.membership.set_tree(&self.broadcast.tree_links());
                 self.membership.handle(now, from, m);
             }
             Message::Broadcast(m) => self.broadcast.handle(now, from, m),
@@ -281,7 +281,7 @@ where
     pub fn timer(&mut self, now: Instant, timer: Timer<P>) {
         match timer {
             Timer::Membership(t) => {
-                self.membership.set_tree(self.broadcast.eager());
+                self.membership.set_tree(&self.broadcast.tree_links());
                 self.membership.timer(now, t);
             }
             Timer::Broadcast(t) => self.broadcast.timer(now, t),

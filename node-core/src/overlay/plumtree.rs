@@ -4,9 +4,10 @@
 //! an announcement of a message that does not arrive in time grafts the announcer back in, so the
 //! tree heals itself when a node on it fails. Sans-IO and generic over peer and message id.
 //!
-//! Each recent sender has a tree of its own ([`trees`]), shaped only by its own messages, so a
-//! sender who keeps talking reaches everyone over short paths from itself rather than along a
-//! tree that suits whoever shaped it.
+//! A sender's first message travels the shared tree; after that each recent sender has a tree
+//! of its own ([`trees`]), shaped only by its own messages, so a sender who keeps talking
+//! reaches everyone over short paths from itself rather than along a tree that suits whoever
+//! shaped it.
 //!
 //! Everything a peer can make us hold is bounded: the payload cache (for grafts) and the set of
 //! announced-but-missing ids are capped in count and age, announcements are capped per message,
@@ -28,8 +29,9 @@ pub struct Config {
     pub graft_timeout: Duration,
     /// How long each further announcer gets after the first graft.
     pub graft_retry: Duration,
-    /// In the shared tree, a lazy path more than this many hops shorter than the eager one
-    /// replaces it (a margin, because every sender's messages pull the one tree their way).
+    /// With one tree for all (`origin_trees` zero), a lazy path more than this many hops
+    /// shorter than the eager one replaces it (a margin, because every sender's messages pull
+    /// the one tree their way).
     pub optimization_threshold: u16,
     /// The same in a sender's own tree, which only its own messages shape.
     pub origin_optimization_threshold: u16,
@@ -71,9 +73,7 @@ impl Default for Config {
     }
 }
 
-/// What PlumTree peers say to each other. A graft or prune is about the tree of the message's
-/// `origin` and, when `shared`, also about the shared tree: a duplicate or a missing message
-/// reshapes both, a shorter path only its sender's tree.
+/// What PlumTree peers say to each other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message<P, I> {
     /// A message in full, `hops` links from its origin.
@@ -84,25 +84,29 @@ pub enum Message<P, I> {
         origin: P,
         /// Links travelled so far.
         hops: u16,
+        /// Pushed along the shared tree (the pusher has no tree of `origin`'s yet): only such
+        /// messages shape the shared tree.
+        shared: bool,
         /// The message.
         #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
     /// "I have these": ids with the hop count they reached us at.
     IHave(Vec<(I, u16)>),
-    /// "Put me back in your tree", and send `id` if given.
+    /// "Push to me" — in the tree the receiver uses for the origin of `id` (which it then
+    /// sends), or of `origin` when there is no id (a shorter path).
     Graft {
-        /// The message to send (its origin's tree is meant).
+        /// The message to send.
         id: Option<I>,
         /// Whose tree, when there is no `id` to tell.
         origin: Option<P>,
-        /// The shared tree too.
-        shared: bool,
     },
-    /// "Take me out of your tree": I got that message already, or have a shorter path.
+    /// "Stop pushing `origin`'s messages to me": I got that one already, or have a shorter
+    /// path. With `shared`, the message came along the shared tree, and the link leaves that
+    /// tree too.
     Prune {
         /// Whose tree.
-        origin: Option<P>,
+        origin: P,
         /// The shared tree too.
         shared: bool,
     },
@@ -135,6 +139,14 @@ pub enum Out<P, I> {
     Schedule(Instant, Timer<I>),
 }
 
+/// What a gossip message says about itself, apart from its payload.
+struct Arrival<P, I> {
+    id: I,
+    origin: P,
+    hops: u16,
+    shared: bool,
+}
+
 /// A delivered message, kept for grafts and for tree optimisation.
 #[derive(Debug)]
 struct Cached<P> {
@@ -163,7 +175,7 @@ pub struct Stats {
     pub grafts: u64,
     /// Announcements ignored because the missing set was full.
     pub announcements_dropped: u64,
-    /// Shorter paths taken into a tree (tree optimisations).
+    /// Shorter paths grafted (tree optimisations).
     pub shorter_paths: u64,
 }
 
@@ -197,14 +209,21 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
         }
     }
 
-    /// The neighbors messages of senders without a tree of their own are pushed to in full.
+    /// The shared tree's eager neighbors: a sender's first message is pushed to them in full,
+    /// and each sender's own tree starts as a copy.
     pub fn eager(&self) -> &BTreeSet<P> {
         &self.trees.shared().eager
     }
 
-    /// The neighbors messages of senders without a tree of their own are announced to.
+    /// The shared tree's lazy neighbors, which hear only ids.
     pub fn lazy(&self) -> &BTreeSet<P> {
         &self.trees.shared().lazy
+    }
+
+    /// Every neighbor some tree leans on (pushed to, or pushing to us): the links the
+    /// membership should spare when it must make room.
+    pub fn tree_links(&self) -> BTreeSet<P> {
+        self.trees.links()
     }
 
     /// How many senders have a tree of their own here.
@@ -266,27 +285,31 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
     pub fn handle(&mut self, now: Instant, from: P, message: Message<P, I>) {
         self.expire(now);
         match message {
-            Message::Gossip { id, origin, hops, payload } => self.on_gossip(now, from, id, origin, hops, payload),
+            Message::Gossip { id, origin, hops, shared, payload } => {
+                self.on_gossip(now, from, Arrival { id, origin, hops, shared }, payload)
+            }
             Message::IHave(ids) => {
                 for (id, hops) in ids.into_iter().take(self.config.ihave_batch) {
                     self.on_ihave(now, from.clone(), id, hops);
                 }
             }
-            Message::Graft { id, origin, shared } => {
+            Message::Graft { id, origin } => {
                 let cached = id.and_then(|id| self.cache.get(&id).map(|c| (id, c)));
                 let origin = cached.as_ref().map(|(_, c)| c.origin.clone()).or(origin);
+                let shared = origin.as_ref().is_none_or(|o| !self.trees.has(o));
                 if let Some((id, c)) = cached {
                     let message = Message::Gossip {
                         id,
                         origin: c.origin.clone(),
                         hops: c.hops.saturating_add(1),
+                        shared,
                         payload: c.payload.clone(),
                     };
                     self.send(from.clone(), message);
                 }
                 self.trees.promote(origin.as_ref(), shared, &from);
             }
-            Message::Prune { origin, shared } => self.trees.demote(origin.as_ref(), shared, &from),
+            Message::Prune { origin, shared } => self.trees.demote(Some(&origin), shared, &from),
         }
     }
 
@@ -314,46 +337,52 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
             self.out.push_back(Out::Schedule(now + self.config.graft_retry, Timer::Missing(id.clone())));
         }
         self.stats.grafts += 1;
-        // Whose message it is shows when it arrives: on_gossip puts `peer` in that sender's tree.
-        self.trees.promote(None, true, &peer);
-        self.send(peer, Message::Graft { id: Some(id), origin: None, shared: true });
+        // Which tree `peer` joins shows when the message arrives (`on_gossip`).
+        self.send(peer, Message::Graft { id: Some(id), origin: None });
     }
 
-    fn on_gossip(&mut self, now: Instant, from: P, id: I, origin: P, hops: u16, payload: Vec<u8>) {
+    fn on_gossip(&mut self, now: Instant, from: P, arrival: Arrival<P, I>, payload: Vec<u8>) {
+        let Arrival { id, origin, hops, shared } = arrival;
         self.stats.payloads_received += 1;
+        // Hop counts are the sender's word: only the origin itself may claim one hop.
+        let plausible = hops >= 2 || (hops == 1 && from == origin);
         if !self.seen.insert(id.clone()) {
             // A duplicate: this link is not needed in the tree, unless it is the shorter path.
             self.stats.duplicates += 1;
             if !self.is_neighbor(&from) {
                 return;
             }
-            if let Some(parent) = self.take_shorter_parent(&id, &origin, &from, hops) {
-                self.stats.shorter_paths += 1;
+            if let Some(parent) = plausible.then(|| self.take_shorter_parent(&id, &origin, &from, hops)).flatten() {
                 // `parent` sent us this message: it is upstream, not a child to push to.
                 self.trees.reparent(&origin, &from, false);
-                self.send(parent, Message::Prune { origin: Some(origin), shared: false });
+                self.send(parent, Message::Prune { origin, shared: false });
                 return;
             }
-            // Out of the shared tree both ways (the paper's rule); in the sender's tree only
-            // `from` stops pushing to us — whether we push to it is its to say.
-            self.trees.demote(None, true, &from);
-            self.send(from, Message::Prune { origin: Some(origin), shared: true });
+            // In the shared tree the link goes both ways (the paper's rule); in the sender's
+            // own tree only `from` stops pushing to us — whether we push to it is its to say.
+            if shared {
+                self.trees.demote(None, true, &from);
+            }
+            self.send(from, Message::Prune { origin, shared });
             return;
         }
         let announced = self.missing.remove(&id);
-        self.trees.promote(None, true, &from);
-        let _ = self.trees.for_origin(&origin);
-        self.trees.reparent(&origin, &from, true);
+        if self.is_neighbor(&from) {
+            if shared {
+                self.trees.promote(None, true, &from);
+            }
+            self.trees.reparent(&origin, &from, true);
+        }
         self.out.push_back(Out::Deliver { id: id.clone(), from: from.clone(), hops, payload: payload.clone() });
         if hops < self.config.max_hops {
             self.push(now, id, origin.clone(), Some(from.clone()), hops, payload);
         }
-        // Announced first over a much shorter path: that path takes the tree's place (after the
-        // push, which must not send the message back over it). The shorter path is usually the
-        // faster one too, so this is the common case of the check in `on_ihave`, which only
-        // sees announcements that come after the message.
+        // Announced first over a much shorter path: that path is grafted into the sender's
+        // tree (after the push, which must not send the message back over it). The shorter
+        // path is usually the faster one too, so this is the common case of the check in
+        // `on_ihave`, which only sees announcements that come after the message.
         let shortest = announced.and_then(|m| m.announcers.into_iter().min_by_key(|(_, h)| *h));
-        if let Some((shorter, announced_hops)) = shortest {
+        if let Some((shorter, announced_hops)) = shortest.filter(|_| plausible && self.trees.has(&origin)) {
             self.shorten(&origin, &from, hops, shorter, announced_hops);
         }
     }
@@ -394,7 +423,7 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
     /// makes `from` the parent (returned: the old one, to prune). Judging by arrival alone
     /// would undo, message after message, what the announcements' hop counts graft.
     fn take_shorter_parent(&mut self, id: &I, origin: &P, from: &P, hops: u16) -> Option<P> {
-        if self.trees.shared_only() {
+        if !self.trees.has(origin) {
             return None;
         }
         let c = self.cache.get_mut(id).filter(|c| c.origin == *origin)?;
@@ -411,41 +440,57 @@ impl<P: Ord + Clone, I: Ord + Clone> PlumTree<P, I> {
     /// `shorter` announced it after `hops`; if that is shorter by more than the threshold,
     /// `shorter` is grafted.
     ///
-    /// In the shared tree (the paper's way) `parent` is pruned at once. In a sender's own tree
-    /// `parent` goes on pushing to us until the shorter path's copy comes in, which makes
+    /// With one tree for all (the paper's way) `parent` is pruned at once. In a sender's own
+    /// tree `parent` goes on pushing to us until the shorter path's copy comes in, which makes
     /// `shorter` the parent ([`Trees::reparent`]) and prunes `parent` — or `parent`'s copy turns
     /// out the shorter after all.
     fn shorten(&mut self, origin: &P, parent: &P, tree_hops: u16, shorter: P, hops: u16) {
-        let shared = self.trees.shared_only();
+        let own_tree = self.trees.has(origin);
+        if !own_tree && !self.trees.shared_only() {
+            // Its tree was dropped for a more recent sender's: nothing to shape.
+            return;
+        }
         let threshold =
-            if shared { self.config.optimization_threshold } else { self.config.origin_optimization_threshold };
+            if own_tree { self.config.origin_optimization_threshold } else { self.config.optimization_threshold };
         if shorter == *parent || !self.is_neighbor(&shorter) || hops.saturating_add(threshold) >= tree_hops {
             return;
         }
         self.stats.shorter_paths += 1;
-        self.send(shorter.clone(), Message::Graft { id: None, origin: Some(origin.clone()), shared });
-        if shared {
+        self.send(shorter.clone(), Message::Graft { id: None, origin: Some(origin.clone()) });
+        if !own_tree {
             self.trees.promote(None, true, &shorter);
             self.trees.demote(None, true, parent);
-            self.send(parent.clone(), Message::Prune { origin: Some(origin.clone()), shared });
+            self.send(parent.clone(), Message::Prune { origin: origin.clone(), shared: true });
         }
     }
 
     /// Pushes a message to the eager peers of its origin's tree and announces it to the lazy
-    /// ones (not back to `from`), and keeps it for grafts.
+    /// ones (not back to `from`), and keeps it for grafts. A sender without a tree here is
+    /// pushed along the shared tree, and gets its own (a copy) for its next message.
     fn push(&mut self, now: Instant, id: I, origin: P, from: Option<P>, hops: u16, payload: Vec<u8>) {
         let next = hops.saturating_add(1);
-        let tree = self.trees.for_origin(&origin);
+        let (tree, shared) = match self.trees.get(&origin) {
+            Some(tree) => (tree, false),
+            None => (self.trees.shared(), true),
+        };
         let not_from = |p: &&P| Some(*p) != from.as_ref();
         let eager: Vec<P> = tree.eager.iter().filter(not_from).cloned().collect();
         let lazy: Vec<P> = tree.lazy.iter().filter(not_from).cloned().collect();
         for peer in eager {
-            let message =
-                Message::Gossip { id: id.clone(), origin: origin.clone(), hops: next, payload: payload.clone() };
+            let message = Message::Gossip {
+                id: id.clone(),
+                origin: origin.clone(),
+                hops: next,
+                shared,
+                payload: payload.clone(),
+            };
             self.send(peer, message);
         }
         for peer in lazy {
             self.send(peer, Message::IHave(vec![(id.clone(), next)]));
+        }
+        if shared {
+            self.trees.create(&origin, from.as_ref());
         }
         self.remember(now, id, origin, from, hops, payload);
     }

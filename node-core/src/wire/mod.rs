@@ -12,7 +12,7 @@ mod message;
 pub use message::*;
 
 /// The protocol version carried in [`Hello`]. Peers with a different major version are refused.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The outcome of decoding one frame.
 #[derive(Debug, Clone, PartialEq)]

@@ -29,7 +29,11 @@ fn latency(a: usize, b: usize) -> Duration {
 impl Net {
     /// A ring of `n` with chords to the node `n / 3` away: every node has four neighbors.
     fn ring(n: usize) -> Self {
-        let mut nodes: Vec<PlumTree<usize, u64>> = (0..n).map(|i| PlumTree::new(i, Config::default())).collect();
+        Self::ring_with(n, Config::default())
+    }
+
+    fn ring_with(n: usize, config: Config) -> Self {
+        let mut nodes: Vec<PlumTree<usize, u64>> = (0..n).map(|i| PlumTree::new(i, config.clone())).collect();
         for (i, node) in nodes.iter_mut().enumerate() {
             for j in [(i + 1) % n, (i + n - 1) % n, (i + n / 3) % n, (i + n - n / 3) % n] {
                 node.neighbor_up(j);
@@ -97,8 +101,14 @@ impl Net {
 
 #[test]
 fn the_first_broadcast_prunes_a_tree_and_later_ones_travel_it_without_duplicates() {
+    for origin_trees in [64, 0] {
+        first_broadcast_prunes_a_tree(Config { origin_trees, ..Config::default() });
+    }
+}
+
+fn first_broadcast_prunes_a_tree(config: Config) {
     let n = 30;
-    let mut net = Net::ring(n);
+    let mut net = Net::ring_with(n, config);
     net.broadcast(0, 1);
     assert_eq!(net.reached(1).len(), n);
     let first = net.payloads();
@@ -163,7 +173,7 @@ fn ten_thousand_announcements_of_messages_that_do_not_exist_are_bounded_and_forg
     // The honest neighbor is still there to carry real messages.
     assert!(node.eager().contains(&2));
     while node.poll().is_some() {}
-    node.handle(t(700), 2, Message::Gossip { id: 77_777, origin: 5, hops: 1, payload: vec![9] });
+    node.handle(t(700), 2, Message::Gossip { id: 77_777, origin: 5, shared: true, hops: 1, payload: vec![9] });
     let delivered = std::iter::from_fn(|| node.poll()).filter(|o| matches!(o, Out::Deliver { .. })).count();
     assert_eq!(delivered, 1);
 }
@@ -172,17 +182,17 @@ fn ten_thousand_announcements_of_messages_that_do_not_exist_are_bounded_and_forg
 fn a_graft_for_an_unknown_id_sends_nothing_and_a_non_neighbor_never_enters_the_tree() {
     let mut node: PlumTree<usize, u64> = PlumTree::new(0, Config::default());
     node.neighbor_up(1);
-    node.handle(t(0), 1, Message::Graft { id: Some(5), origin: None, shared: true });
+    node.handle(t(0), 1, Message::Graft { id: Some(5), origin: None });
     assert!(node.poll().is_none());
     // Peer 9 is linked but not (or not yet) a neighbor: its message is delivered and passed to
     // the tree, but 9 is neither pushed to nor pruned, and its grafts and prunes change nothing.
-    node.handle(t(0), 9, Message::Gossip { id: 1, origin: 5, hops: 1, payload: vec![] });
+    node.handle(t(0), 9, Message::Gossip { id: 1, origin: 5, shared: true, hops: 1, payload: vec![] });
     let out: Vec<_> = std::iter::from_fn(|| node.poll()).collect();
     assert!(out.iter().any(|o| matches!(o, Out::Deliver { id: 1, from: 9, .. })), "{out:?}");
     assert!(out.iter().all(|o| !matches!(o, Out::Send(9, _))), "{out:?}");
-    node.handle(t(0), 9, Message::Gossip { id: 1, origin: 5, hops: 1, payload: vec![] });
-    node.handle(t(0), 9, Message::Graft { id: None, origin: Some(5), shared: false });
-    node.handle(t(0), 9, Message::Prune { origin: Some(5), shared: true });
+    node.handle(t(0), 9, Message::Gossip { id: 1, origin: 5, shared: true, hops: 1, payload: vec![] });
+    node.handle(t(0), 9, Message::Graft { id: None, origin: Some(5) });
+    node.handle(t(0), 9, Message::Prune { origin: 5, shared: true });
     assert!(node.poll().is_none(), "no prune for a duplicate from a non-neighbor");
     assert!(!node.eager().contains(&9) && !node.lazy().contains(&9));
     assert!(node.eager().contains(&1));
@@ -193,7 +203,7 @@ fn a_message_past_the_hop_limit_is_delivered_but_not_passed_on() {
     let mut node: PlumTree<usize, u64> = PlumTree::new(0, Config::default());
     node.neighbor_up(1);
     node.neighbor_up(2);
-    node.handle(t(0), 1, Message::Gossip { id: 1, origin: 5, hops: u16::MAX, payload: vec![] });
+    node.handle(t(0), 1, Message::Gossip { id: 1, origin: 5, shared: true, hops: u16::MAX, payload: vec![] });
     let out: Vec<_> = std::iter::from_fn(|| node.poll()).collect();
     assert!(matches!(&out[..], [Out::Deliver { .. }]), "{out:?}");
 }
@@ -217,8 +227,8 @@ fn a_neighbor_that_arrives_after_a_message_hears_of_it_and_grafts_it() {
     let (at, timer) = timer.expect("b waits for it, then grafts");
     b.timer(at, timer);
     let graft: Vec<_> = std::iter::from_fn(|| b.poll()).collect();
-    assert_eq!(graft, [Out::Send(1, Message::Graft { id: Some(1), origin: None, shared: true })]);
-    a.handle(at, 2, Message::Graft { id: Some(1), origin: None, shared: true });
+    assert_eq!(graft, [Out::Send(1, Message::Graft { id: Some(1), origin: None })]);
+    a.handle(at, 2, Message::Graft { id: Some(1), origin: None });
     let Some(Out::Send(2, gossip)) = a.poll() else { panic!("a answers the graft") };
     b.handle(at, 1, gossip);
     assert!(
@@ -246,7 +256,7 @@ fn eccentricity(n: usize, origin: usize) -> u16 {
 fn a_sender_who_keeps_talking_gets_short_paths_without_bending_anyone_elses_tree() {
     let n = 90;
     let mut net = Net::ring(n);
-    // Node 0's messages shape the shared tree.
+    // Node 0's first message shapes the shared tree, its next ones a tree of its own.
     for id in 1..=3 {
         net.broadcast(0, id);
     }
@@ -276,4 +286,33 @@ fn a_sender_who_keeps_talking_gets_short_paths_without_bending_anyone_elses_tree
     assert_eq!(net.reached(4).len(), n);
     assert_eq!(net.payloads() - before, (n - 1) as u64, "no duplicates");
     assert_eq!(last_hops(&net, 4), zero_hops);
+    // Nor was the shared tree: a new sender's first message travels it once to each node,
+    // with no announced message missing on the way.
+    let (before, grafts) = (net.payloads(), net.nodes.iter().map(|x| x.stats().grafts).sum::<u64>());
+    net.broadcast(20, 200);
+    assert_eq!(net.reached(200).len(), n);
+    assert_eq!(net.payloads() - before, (n - 1) as u64, "the shared tree is still a spanning tree");
+    assert_eq!(net.nodes.iter().map(|x| x.stats().grafts).sum::<u64>(), grafts);
+}
+
+#[test]
+fn only_the_origin_may_claim_one_hop() {
+    let mut node: PlumTree<usize, u64> = PlumTree::new(0, Config::default());
+    node.neighbor_up(1);
+    node.neighbor_up(2);
+    let gossip = |id, hops, shared| Message::Gossip { id, origin: 9, hops, shared, payload: vec![] };
+    // 9's first message, from 1, gives 9 a tree here with 1 as the parent.
+    node.handle(t(0), 1, gossip(1, 4, true));
+    node.handle(t(10), 1, gossip(2, 4, false));
+    while node.poll().is_some() {}
+    // 2 claims to be one hop from 9 (it is not 9): an ordinary duplicate, pruned.
+    node.handle(t(20), 2, gossip(2, 1, false));
+    let out: Vec<_> = std::iter::from_fn(|| node.poll()).collect();
+    assert_eq!(out, [Out::Send(2, Message::Prune { origin: 9, shared: false })]);
+    // A plausible shorter copy does take over: the old parent is pruned.
+    node.handle(t(30), 1, gossip(3, 4, false));
+    while node.poll().is_some() {}
+    node.handle(t(40), 2, gossip(3, 2, false));
+    let out: Vec<_> = std::iter::from_fn(|| node.poll()).collect();
+    assert_eq!(out, [Out::Send(1, Message::Prune { origin: 9, shared: false })]);
 }

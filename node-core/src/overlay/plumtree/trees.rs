@@ -2,12 +2,12 @@
 //!
 //! A single tree serves its root well and everyone else poorly: a message from a leaf climbs to
 //! where the tree branches and comes down again, so the last node it reaches is up to twice as
-//! many hops away as over the shortest paths. Each tree here is the shared one at first, and
-//! from then on is shaped only by its own sender's messages (the duplicates they cause and the
-//! shorter paths their announcements reveal), so a sender who keeps talking — a chat — soon has
-//! a tree of short paths from itself, while a one-off sender travels the shared tree as before.
-//! Per-sender trees are bounded in number; the least recently used goes first, and its sender
-//! falls back to the shared tree.
+//! many hops away as over the shortest paths. A sender's first message travels the shared tree
+//! and shapes it, as in the paper; from then on the sender has a tree of its own, a copy shaped
+//! only by its own messages (the duplicates they cause and the shorter paths their
+//! announcements reveal), so a sender who keeps talking — a chat — soon has a tree of short
+//! paths from itself. Per-sender trees are bounded in number; the least recently used goes
+//! first, and its sender starts again from the shared tree.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -70,9 +70,14 @@ impl<P: Ord + Clone> Trees<P> {
         Trees { shared: Tree::new(), origins: BTreeMap::new(), capacity, uses: 0 }
     }
 
-    /// The tree every sender without one of its own uses.
+    /// The tree senders' first messages travel, and that their own trees start from.
     pub(super) fn shared(&self) -> &Tree<P> {
         &self.shared
+    }
+
+    /// Whether there is only the shared tree.
+    pub(super) fn shared_only(&self) -> bool {
+        self.capacity == 0
     }
 
     /// How many senders have a tree of their own.
@@ -80,26 +85,50 @@ impl<P: Ord + Clone> Trees<P> {
         self.origins.len()
     }
 
-    /// The tree `origin`'s messages travel, made from the shared one if it has none yet.
-    pub(super) fn for_origin(&mut self, origin: &P) -> &Tree<P> {
-        if self.capacity == 0 {
-            return &self.shared;
-        }
+    /// Whether `origin` has a tree of its own here.
+    pub(super) fn has(&self, origin: &P) -> bool {
+        self.origins.contains_key(origin)
+    }
+
+    /// `origin`'s own tree, if it has one (marked as used).
+    pub(super) fn get(&mut self, origin: &P) -> Option<&Tree<P>> {
         self.uses += 1;
         let used = self.uses;
-        if !self.origins.contains_key(origin) && self.origins.len() >= self.capacity {
+        let o = self.origins.get_mut(origin)?;
+        o.used = used;
+        Some(&o.tree)
+    }
+
+    /// Gives `origin` a tree of its own, a copy of the shared one, whose messages come from
+    /// `parent` (none: we are the origin); the least recently used goes if there is no room.
+    pub(super) fn create(&mut self, origin: &P, parent: Option<&P>) {
+        if self.capacity == 0 || self.origins.contains_key(origin) {
+            return;
+        }
+        if self.origins.len() >= self.capacity {
             let oldest = self.origins.iter().min_by_key(|(_, t)| t.used).map(|(p, _)| p.clone());
             if let Some(oldest) = oldest {
                 self.origins.remove(&oldest);
             }
         }
-        let entry = self.origins.entry(origin.clone()).or_insert_with(|| OriginTree {
-            tree: self.shared.clone(),
-            parent: None,
-            used,
-        });
-        entry.used = used;
-        &entry.tree
+        self.uses += 1;
+        let mut tree = self.shared.clone();
+        let parent = parent.filter(|p| tree.contains(p)).cloned();
+        if let Some(p) = &parent {
+            tree.demote(p);
+        }
+        self.origins.insert(origin.clone(), OriginTree { tree, parent, used: self.uses });
+    }
+
+    /// Every neighbor some tree leans on: eager in the shared tree or a sender's, or a
+    /// sender's parent.
+    pub(super) fn links(&self) -> BTreeSet<P> {
+        let mut links = self.shared.eager.clone();
+        for o in self.origins.values() {
+            links.extend(o.tree.eager.iter().cloned());
+            links.extend(o.parent.iter().cloned());
+        }
+        links
     }
 
     /// A new neighbor: in every tree, until it prunes itself from each.
@@ -110,17 +139,17 @@ impl<P: Ord + Clone> Trees<P> {
         }
     }
 
-    /// A neighbor left every tree.
+    /// A neighbor left every tree (and is nobody's parent).
     pub(super) fn neighbor_down(&mut self, peer: &P) {
-        for tree in core::iter::once(&mut self.shared).chain(self.origins.values_mut().map(|o| &mut o.tree)) {
-            tree.eager.remove(peer);
-            tree.lazy.remove(peer);
+        self.shared.eager.remove(peer);
+        self.shared.lazy.remove(peer);
+        for o in self.origins.values_mut() {
+            o.tree.eager.remove(peer);
+            o.tree.lazy.remove(peer);
+            if o.parent.as_ref() == Some(peer) {
+                o.parent = None;
+            }
         }
-    }
-
-    /// Whether there is only the shared tree (then every change is a change to it).
-    pub(super) fn shared_only(&self) -> bool {
-        self.capacity == 0
     }
 
     /// `origin`'s messages now come to us from `parent`, and we stop pushing them to it (it has
@@ -162,61 +191,67 @@ impl<P: Ord + Clone> Trees<P> {
 mod tests {
     use super::*;
 
+    fn eager(trees: &mut Trees<u32>, origin: u32) -> BTreeSet<u32> {
+        trees.get(&origin).map(|t| t.eager.clone()).unwrap_or_default()
+    }
+
     #[test]
     fn a_sender_tree_starts_as_the_shared_one_and_then_goes_its_own_way() {
         let mut trees = Trees::new(4);
         trees.neighbor_up(1);
         trees.neighbor_up(2);
-        // A duplicate from 2: out of the shared tree.
-        trees.demote(None, true, &2);
-        assert_eq!(trees.for_origin(&9).eager, BTreeSet::from([1]));
-        // A shorter path for 9's messages reshapes 9's tree only.
-        trees.demote(Some(&9), false, &1);
-        trees.promote(Some(&9), false, &2);
-        assert_eq!(trees.for_origin(&9).eager, BTreeSet::from([2]));
-        assert_eq!(trees.shared().eager, BTreeSet::from([1]));
-        // A duplicate of a message from 7, which has no tree: the shared tree only.
-        trees.demote(Some(&7), true, &1);
-        assert!(trees.shared().eager.is_empty());
-        assert_eq!(trees.for_origin(&9).eager, BTreeSet::from([2]));
+        trees.neighbor_up(3);
+        // A duplicate from 3: out of the shared tree.
+        trees.demote(None, true, &3);
+        // 9's first message came from 1: its tree is the shared one, less the parent.
+        trees.create(&9, Some(&1));
+        assert_eq!(eager(&mut trees, 9), BTreeSet::from([2]));
+        // A prune for 9's tree leaves the shared one alone.
+        trees.demote(Some(&9), false, &2);
+        assert!(eager(&mut trees, 9).is_empty());
+        assert_eq!(trees.shared().eager, BTreeSet::from([1, 2]));
+        // A new parent: we push to the old one, not to the new.
+        trees.reparent(&9, &3, true);
+        assert_eq!(eager(&mut trees, 9), BTreeSet::from([1]));
+        assert!(trees.links().is_superset(&BTreeSet::from([1, 2, 3])));
     }
 
     #[test]
     fn neighbors_come_and_go_in_every_tree() {
         let mut trees = Trees::new(4);
         trees.neighbor_up(1);
-        let _ = trees.for_origin(&9);
+        trees.create(&9, Some(&1));
         trees.neighbor_up(2);
-        assert_eq!(trees.for_origin(&9).eager, BTreeSet::from([1, 2]));
+        assert_eq!(eager(&mut trees, 9), BTreeSet::from([2]));
         trees.neighbor_down(&1);
-        assert_eq!(trees.for_origin(&9).eager, BTreeSet::from([2]));
         assert!(!trees.shared().contains(&1));
+        assert!(!trees.links().contains(&1), "1 is nobody's parent any more");
         // Promoting a peer that is not a neighbor does not make it one.
         trees.promote(Some(&9), true, &5);
-        assert!(!trees.for_origin(&9).contains(&5));
+        assert!(!trees.get(&9).is_some_and(|t| t.contains(&5)));
     }
 
     #[test]
     fn the_least_recently_used_sender_loses_its_tree() {
         let mut trees = Trees::new(2);
         trees.neighbor_up(1);
-        let _ = trees.for_origin(&10);
-        let _ = trees.for_origin(&11);
+        trees.create(&10, None);
+        trees.create(&11, None);
         trees.demote(Some(&10), false, &1);
-        let _ = trees.for_origin(&10);
-        let _ = trees.for_origin(&12);
+        let _ = trees.get(&10);
+        trees.create(&12, None);
         assert_eq!(trees.origin_count(), 2);
         // 11 was used least recently: it went; 10 kept its own shape.
-        assert_eq!(trees.for_origin(&10).eager, BTreeSet::new());
-        assert!(trees.origins.contains_key(&12) && !trees.origins.contains_key(&11));
+        assert!(!trees.has(&11) && trees.has(&12));
+        assert!(eager(&mut trees, 10).is_empty());
     }
 
     #[test]
     fn capacity_zero_is_the_shared_tree_alone() {
         let mut trees = Trees::new(0);
         trees.neighbor_up(1);
-        trees.demote(Some(&9), true, &1);
-        assert!(trees.for_origin(&9).lazy.contains(&1));
+        trees.create(&9, None);
+        assert!(!trees.has(&9));
         assert_eq!(trees.origin_count(), 0);
     }
 }
