@@ -59,6 +59,14 @@ fn a_sender_who_keeps_talking_settles_on_paths_as_short_as_flooding() {
     assert!(settled < first, "{settled:.1} hops settled, {first:.1} at first");
     let rmr = mean(rounds[9].iter(), Spread::rmr);
     assert!(rmr < 0.2, "settled trees send few duplicates: RMR {rmr:.3}");
+    // The shared tree was not worn down by all that: one-off senders still travel it, one
+    // copy per node or close.
+    let one_offs = scenario::broadcasts(&mut sim, 5, SECOND, Duration::from_secs(10));
+    for s in &one_offs {
+        assert_eq!(scenario::missed(&sim, s), 0, "a one-off message from {} missed nodes", s.origin);
+    }
+    let rmr = mean(one_offs.iter(), Spread::rmr);
+    assert!(rmr < 0.2, "one-off senders: RMR {rmr:.3}");
 }
 
 #[test]

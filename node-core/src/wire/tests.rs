@@ -145,8 +145,10 @@ fn the_kind_count_matches_the_enum() {
     };
     let signal = encode(&Message::Signal { envelope, hops: 0 });
     assert_eq!(u32::from(signal[0]), Message::KIND_COUNT - 2);
-    let prune =
-        crate::overlay::Message::Broadcast(crate::overlay::plumtree::Message::Prune { origin: k.peer_id(), shared: true });
+    let prune = crate::overlay::Message::Broadcast(crate::overlay::plumtree::Message::Prune {
+        origin: k.peer_id(),
+        shared: true,
+    });
     let last = encode(&Message::Overlay { message: prune, hints: Vec::new() });
     assert_eq!(u32::from(last[0]), Message::KIND_COUNT - 1);
 }

@@ -51,12 +51,16 @@ pub struct Pins {
     path: PathBuf,
     /// A key the user gave by flag: required, never pinned to disk.
     required: Option<PeerId>,
+    /// Held from reading the file to replacing it: the presence task and a name claim may
+    /// meet a new server at the same moment, and two writers sharing one temporary file lose
+    /// one rename ("No such file or directory").
+    writing: std::sync::Mutex<()>,
 }
 
 impl Pins {
     /// Pins kept in `<data_dir>/bootstrap-pins.json`; `required` overrides them.
     pub fn new(data_dir: &std::path::Path, required: Option<PeerId>) -> Self {
-        Pins { path: data_dir.join("bootstrap-pins.json"), required }
+        Pins { path: data_dir.join("bootstrap-pins.json"), required, writing: std::sync::Mutex::new(()) }
     }
 
     fn load(&self) -> Result<BTreeMap<String, PeerId>, PinError> {
@@ -85,6 +89,9 @@ impl Pins {
             }
             return Ok(got);
         }
+        // A panic while holding the lock leaves nothing half-done that matters: the file is
+        // only ever replaced whole.
+        let _writing = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut pins = self.load()?;
         match pins.get(url) {
             Some(pinned) if *pinned == got => Ok(got),
@@ -106,6 +113,30 @@ impl Pins {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_pinning_at_once_all_succeed_and_no_pin_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = node_core::identity::Keypair::from_secret([1; 32]).peer_id();
+        let pins = Pins::new(dir.path(), None);
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (pins, start) = (&pins, &start);
+                s.spawn(move || {
+                    start.wait();
+                    for i in 0..25 {
+                        assert_eq!(pins.check_or_pin(&format!("http://s{t}-{i}"), a).unwrap(), a);
+                    }
+                });
+            }
+        });
+        for t in 0..8 {
+            for i in 0..25 {
+                assert_eq!(pins.known(&format!("http://s{t}-{i}")), Some(a), "pin {t}-{i} kept");
+            }
+        }
+    }
 
     #[test]
     fn first_key_is_pinned_and_a_different_one_refused() {
