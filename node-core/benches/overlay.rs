@@ -15,7 +15,7 @@
 //! own: the grown network run for 60 more simulated seconds with a broadcast every second.
 
 use core::time::Duration;
-use node_core::overlay::sim::scenario::{self, Growth};
+use node_core::overlay::sim::scenario::{self, Growth, Spreading};
 use node_core::overlay::sim::{SimConfig, Spread};
 
 /// Messages each sender of the conversation sends.
@@ -30,12 +30,16 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
-fn report(label: &str, spreads: &[Spread], live: usize) -> (f64, f64) {
+fn report(label: &str, spreads: &[Spread], live: usize) -> (f64, f64, f64) {
     let full = spreads.iter().filter(|s| s.delivered.len() == live).count();
     let rmr = mean(spreads.iter().map(Spread::rmr));
     let hops = mean(spreads.iter().map(|s| f64::from(s.last_hops())));
-    println!("  {label:10} reached all {full}/{}  RMR {rmr:.3}  last-delivery hops {hops:.2}", spreads.len());
-    (rmr, hops)
+    let ms = mean(spreads.iter().map(|s| s.last_delivery().as_secs_f64() * 1000.0));
+    println!(
+        "  {label:10} reached all {full}/{}  RMR {rmr:.3}  last-delivery hops {hops:.2}  time {ms:.0} ms",
+        spreads.len()
+    );
+    (rmr, hops, ms)
 }
 
 // The bench is a driver, not the core: it may read the host clock to time the simulator.
@@ -65,7 +69,7 @@ fn main() {
         let changes = sim.stats().view_changes;
         let plum = scenario::broadcasts(&mut sim, 20, second, Duration::from_secs(10));
         let flood = scenario::floods(&mut sim, 20, second, Duration::from_secs(10));
-        let (p_rmr, p_hops) = report("plumtree", &plum, live);
+        let (p_rmr, p_hops, p_ms) = report("plumtree", &plum, live);
         let b = sim.broadcast_stats();
         println!(
             "  (active-view changes while measuring: {}; grafts so far {}, duplicates {})",
@@ -73,18 +77,20 @@ fn main() {
             b.grafts,
             b.duplicates
         );
-        let (f_rmr, f_hops) = report("flooding", &flood, live);
+        let (f_rmr, f_hops, f_ms) = report("flooding", &flood, live);
         println!(
-            "  ratio plumtree/flooding: RMR {:.3}  last-delivery hops {:.2}",
+            "  ratio plumtree/flooding: RMR {:.3}  last-delivery hops {:.2}  time {:.2}",
             p_rmr / f_rmr.max(f64::EPSILON),
-            p_hops / f_hops.max(f64::EPSILON)
+            p_hops / f_hops.max(f64::EPSILON),
+            p_ms / f_ms.max(f64::EPSILON)
         );
 
         let mut senders: Vec<_> = (0..5).filter_map(|_| sim.random_live()).collect();
         senders.sort_unstable();
         senders.dedup();
         let b = sim.broadcast_stats();
-        let talk = scenario::conversation(&mut sim, &senders, ROUNDS, second, Duration::from_secs(10));
+        let timing = (second, Duration::from_secs(10));
+        let talk = scenario::conversation(&mut sim, &senders, ROUNDS, timing, Spreading::PlumTree);
         let a = sim.broadcast_stats();
         println!(
             "  (conversation: {} duplicates, {} grafts, {} shorter paths taken)",
@@ -92,20 +98,21 @@ fn main() {
             a.grafts - b.grafts,
             a.shorter_paths - b.shorter_paths
         );
-        let talk_flood = scenario::flooded_conversation(&mut sim, &senders, 2, second, Duration::from_secs(10));
+        let talk_flood = scenario::conversation(&mut sim, &senders, 2, timing, Spreading::Flooding);
         let live = sim.live().len();
         println!("  a conversation, {} senders taking turns:", senders.len());
         for (i, round) in talk.iter().enumerate() {
             report(&format!("round {}", i + 1), round, live);
         }
         let settled: Vec<Spread> = talk[ROUNDS - 4..].iter().flatten().cloned().collect();
-        let (s_rmr, s_hops) = report("last 4", &settled, live);
+        let (s_rmr, s_hops, s_ms) = report("last 4", &settled, live);
         let flooded: Vec<Spread> = talk_flood.into_iter().flatten().collect();
-        let (f_rmr, f_hops) = report("flooding", &flooded, live);
+        let (f_rmr, f_hops, f_ms) = report("flooding", &flooded, live);
         println!(
-            "  ratio last 4 rounds/flooding: RMR {:.3}  last-delivery hops {:.2}",
+            "  ratio last 4 rounds/flooding: RMR {:.3}  last-delivery hops {:.2}  time {:.2}",
             s_rmr / f_rmr.max(f64::EPSILON),
-            s_hops / f_hops.max(f64::EPSILON)
+            s_hops / f_hops.max(f64::EPSILON),
+            s_ms / f_ms.max(f64::EPSILON)
         );
 
         let hops = scenario::lookups(&mut sim, 200);

@@ -4,7 +4,7 @@
 //! at any size through `cargo run --release -p node-core --features sim --example overlay_sim`.
 
 use core::time::Duration;
-use node_core::overlay::sim::scenario::{self, Growth};
+use node_core::overlay::sim::scenario::{self, Growth, Spreading};
 use node_core::overlay::sim::{OverlaySim, SimConfig, Spread};
 
 const NODES: u32 = 1000;
@@ -43,8 +43,9 @@ fn a_sender_who_keeps_talking_settles_on_paths_as_short_as_flooding() {
     scenario::broadcasts(&mut sim, 5, SECOND, Duration::from_secs(5));
     let senders: Vec<_> = [1, 300, 700].into_iter().filter(|s| sim.live().contains(s)).collect();
     assert_eq!(senders.len(), 3);
-    let rounds = scenario::conversation(&mut sim, &senders, 10, SECOND, Duration::from_secs(10));
-    let flooded = scenario::flooded_conversation(&mut sim, &senders, 2, SECOND, Duration::from_secs(10));
+    let timing = (SECOND, Duration::from_secs(10));
+    let rounds = scenario::conversation(&mut sim, &senders, 10, timing, Spreading::PlumTree);
+    let flooded = scenario::conversation(&mut sim, &senders, 2, timing, Spreading::Flooding);
     for s in rounds.iter().flatten() {
         assert_eq!(scenario::missed(&sim, s), 0, "a message from {} missed nodes", s.origin);
     }

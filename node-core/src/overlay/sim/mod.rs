@@ -137,9 +137,14 @@ impl Spread {
         self.payloads as f64 / reached as f64 - 1.0
     }
 
-    /// Hops of the last delivery.
+    /// The most hops any node was reached at.
     pub fn last_hops(&self) -> u16 {
         self.delivered.values().map(|(_, h)| *h).max().unwrap_or(0)
+    }
+
+    /// How long it took to reach the last node it reached.
+    pub fn last_delivery(&self) -> Duration {
+        self.delivered.values().map(|(at, _)| at.saturating_duration_since(self.sent)).max().unwrap_or_default()
     }
 }
 

@@ -56,53 +56,54 @@ pub fn floods(sim: &mut OverlaySim, count: usize, every: Duration, tail: Duratio
     ids.iter().filter_map(|id| sim.flood_spread(id).cloned()).collect()
 }
 
-/// A conversation: `senders` take turns broadcasting, `rounds` messages each, `every` apart,
-/// then `tail` passes; returns each round's spreads, the first round first (the first message
-/// of each sender travels the shared tree, later ones the sender's own).
+/// How a conversation's messages spread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spreading {
+    /// Through PlumTree.
+    PlumTree,
+    /// Flooded over the same active views (the baseline).
+    Flooding,
+}
+
+impl Spreading {
+    fn send(self, sim: &mut OverlaySim, origin: Id) -> MessageId {
+        match self {
+            Spreading::PlumTree => sim.broadcast(origin),
+            Spreading::Flooding => sim.flood(origin),
+        }
+    }
+
+    fn spread(self, sim: &OverlaySim, id: &MessageId) -> Option<Spread> {
+        match self {
+            Spreading::PlumTree => sim.spread(id).cloned(),
+            Spreading::Flooding => sim.flood_spread(id).cloned(),
+        }
+    }
+}
+
+/// A conversation: `senders` take turns, `rounds` messages each, `every` apart, then `tail`
+/// passes; returns each round's spreads, the first round first (through PlumTree, the first
+/// message of each sender travels the shared tree, later ones the sender's own).
 pub fn conversation(
     sim: &mut OverlaySim,
     senders: &[Id],
     rounds: usize,
-    every: Duration,
-    tail: Duration,
+    (every, tail): (Duration, Duration),
+    how: Spreading,
 ) -> Vec<Vec<Spread>> {
-    let ids = take_turns(sim, senders, rounds, every, tail, OverlaySim::broadcast);
-    ids.iter().map(|round| round.iter().filter_map(|id| sim.spread(id).cloned()).collect()).collect()
-}
-
-/// The same, flooded (the baseline).
-pub fn flooded_conversation(
-    sim: &mut OverlaySim,
-    senders: &[Id],
-    rounds: usize,
-    every: Duration,
-    tail: Duration,
-) -> Vec<Vec<Spread>> {
-    let ids = take_turns(sim, senders, rounds, every, tail, OverlaySim::flood);
-    ids.iter().map(|round| round.iter().filter_map(|id| sim.flood_spread(id).cloned()).collect()).collect()
-}
-
-fn take_turns(
-    sim: &mut OverlaySim,
-    senders: &[Id],
-    rounds: usize,
-    every: Duration,
-    tail: Duration,
-    send: fn(&mut OverlaySim, Id) -> MessageId,
-) -> Vec<Vec<MessageId>> {
     let mut ids = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let mut round = Vec::with_capacity(senders.len());
         for sender in senders {
             if sim.live().contains(sender) {
-                round.push(send(sim, *sender));
+                round.push(how.send(sim, *sender));
             }
             sim.run_for(every);
         }
         ids.push(round);
     }
     sim.run_for(tail);
-    ids
+    ids.iter().map(|round| round.iter().filter_map(|id| how.spread(sim, id)).collect()).collect()
 }
 
 /// Sends `count` messages with `send`, each from a random live node, `every` apart, then lets
