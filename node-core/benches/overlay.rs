@@ -30,7 +30,10 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
-fn report(label: &str, spreads: &[Spread], live: usize) -> (f64, f64, f64) {
+/// A spreading's means: RMR, last-delivery hops, last-delivery time in ms.
+type Means = (f64, f64, f64);
+
+fn report(label: &str, spreads: &[Spread], live: usize) -> Means {
     let full = spreads.iter().filter(|s| s.delivered.len() == live).count();
     let rmr = mean(spreads.iter().map(Spread::rmr));
     let hops = mean(spreads.iter().map(|s| f64::from(s.last_hops())));
@@ -40,6 +43,16 @@ fn report(label: &str, spreads: &[Spread], live: usize) -> (f64, f64, f64) {
         spreads.len()
     );
     (rmr, hops, ms)
+}
+
+fn ratio(label: &str, (rmr, hops, ms): Means, (f_rmr, f_hops, f_ms): Means) {
+    let r = |a: f64, b: f64| a / b.max(f64::EPSILON);
+    println!(
+        "  ratio {label}/flooding: RMR {:.3}  last-delivery hops {:.2}  time {:.2}",
+        r(rmr, f_rmr),
+        r(hops, f_hops),
+        r(ms, f_ms)
+    );
 }
 
 // The bench is a driver, not the core: it may read the host clock to time the simulator.
@@ -69,7 +82,7 @@ fn main() {
         let changes = sim.stats().view_changes;
         let plum = scenario::broadcasts(&mut sim, 20, second, Duration::from_secs(10));
         let flood = scenario::floods(&mut sim, 20, second, Duration::from_secs(10));
-        let (p_rmr, p_hops, p_ms) = report("plumtree", &plum, live);
+        let plumtree = report("plumtree", &plum, live);
         let b = sim.broadcast_stats();
         println!(
             "  (active-view changes while measuring: {}; grafts so far {}, duplicates {})",
@@ -77,13 +90,7 @@ fn main() {
             b.grafts,
             b.duplicates
         );
-        let (f_rmr, f_hops, f_ms) = report("flooding", &flood, live);
-        println!(
-            "  ratio plumtree/flooding: RMR {:.3}  last-delivery hops {:.2}  time {:.2}",
-            p_rmr / f_rmr.max(f64::EPSILON),
-            p_hops / f_hops.max(f64::EPSILON),
-            p_ms / f_ms.max(f64::EPSILON)
-        );
+        ratio("plumtree", plumtree, report("flooding", &flood, live));
 
         let mut senders: Vec<_> = (0..5).filter_map(|_| sim.random_live()).collect();
         senders.sort_unstable();
@@ -105,15 +112,9 @@ fn main() {
             report(&format!("round {}", i + 1), round, live);
         }
         let settled: Vec<Spread> = talk[ROUNDS - 4..].iter().flatten().cloned().collect();
-        let (s_rmr, s_hops, s_ms) = report("last 4", &settled, live);
+        let settled = report("last 4", &settled, live);
         let flooded: Vec<Spread> = talk_flood.into_iter().flatten().collect();
-        let (f_rmr, f_hops, f_ms) = report("flooding", &flooded, live);
-        println!(
-            "  ratio last 4 rounds/flooding: RMR {:.3}  last-delivery hops {:.2}  time {:.2}",
-            s_rmr / f_rmr.max(f64::EPSILON),
-            s_hops / f_hops.max(f64::EPSILON),
-            s_ms / f_ms.max(f64::EPSILON)
-        );
+        ratio("last 4 rounds", settled, report("flooding", &flooded, live));
 
         let hops = scenario::lookups(&mut sim, 200);
         let found: Vec<f64> = hops.iter().flatten().map(|h| f64::from(*h)).collect();
