@@ -11,7 +11,8 @@
 //!
 //! Everything a peer can make us hold is bounded: the payload cache (for grafts) and the set of
 //! announced-but-missing ids are capped in count and age, announcements are capped per message,
-//! and an announcement nobody backs up costs one graft and is forgotten.
+//! an announcement nobody backs up costs one graft and is forgotten, and per-sender trees are
+//! capped in number ([`Config::origin_trees`]).
 
 mod trees;
 
