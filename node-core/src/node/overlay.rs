@@ -80,7 +80,7 @@ impl OverlayState {
 }
 
 /// The PlumTree id of a chat message: its signed message id, padded.
-fn chat_gossip_id(msg_id: &crate::wire::MsgId) -> MessageId {
+pub(super) fn chat_gossip_id(msg_id: &crate::wire::MsgId) -> MessageId {
     let mut id = [0u8; 32];
     id[..16].copy_from_slice(&msg_id.0);
     id

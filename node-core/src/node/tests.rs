@@ -82,6 +82,13 @@ fn neighbor_up(n: &mut Node, peer: &Keypair, now: Instant) -> LinkId {
     link
 }
 
+/// `body` signed by its author, as a chat.
+fn signed_chat(author: &Keypair, body: wire::ChatBody) -> wire::Signed<wire::ChatBody> {
+    let bytes = postcard::to_allocvec(&body).unwrap();
+    let signature = author.sign(&crate::identity::signed_bytes(crate::identity::signing_domain::CHAT, &bytes));
+    wire::Signed { body, signature, hops: 3 }
+}
+
 fn closed(outs: &[Output], link: LinkId) -> bool {
     outs.iter().any(|o| matches!(o, Output::CloseLink { link: l, .. } if *l == link))
 }
@@ -333,12 +340,7 @@ fn chats_from_far_outside_the_clock_window_are_dropped() {
         text: "old".into(),
         unix_ms: t(0).unix_ms() - 2 * 3_600_000,
     };
-    let bytes = postcard::to_allocvec(&body).unwrap();
-    let signature = author.sign(&crate::identity::signed_bytes(crate::identity::signing_domain::CHAT, &bytes));
-    n.handle(
-        t(1),
-        Input::Frame { link, data: wire::encode(&Message::Chat(wire::Signed { body, signature, hops: 3 })) },
-    );
+    n.handle(t(1), Input::Frame { link, data: wire::encode(&Message::Chat(signed_chat(&author, body))) });
     assert!(drain(&mut n).iter().all(|o| !matches!(o, Output::Event(Event::Chat { .. }))));
     assert_eq!(n.stats().stale_messages, 1);
 }

@@ -1,9 +1,22 @@
 //! The node in the overlay: bounds on overlay messages, forged and mislabelled chats.
 use super::*;
+use crate::overlay::{plumtree, Message as O};
+
+/// A frame carrying `chat` as PlumTree gossip from `origin`.
+fn chat_gossip(chat: &wire::Signed<wire::ChatBody>, origin: PeerId, hops: u16) -> Vec<u8> {
+    let gossip = O::Broadcast(plumtree::Message::Gossip {
+        id: crate::node::overlay::chat_gossip_id(&chat.body.msg_id),
+        origin,
+        hops,
+        shared: true,
+        payload: postcard::to_allocvec(chat).unwrap(),
+    });
+    wire::encode(&Message::Overlay { message: gossip, hints: Vec::new() })
+}
 
 #[test]
 fn overlay_messages_over_their_bounds_close_the_link() {
-    use crate::overlay::{hyparview, plumtree, Message as O};
+    use crate::overlay::hyparview;
     let oversized = [
         O::Membership(hyparview::Message::Shuffle {
             origin: keys(2).peer_id(),
@@ -31,7 +44,6 @@ fn overlay_messages_over_their_bounds_close_the_link() {
 
 #[test]
 fn a_forged_chat_in_the_overlay_stops_at_the_first_node_and_costs_the_forger_its_link() {
-    use crate::overlay::{plumtree, Message as O};
     let mut n = node(1);
     let honest = neighbor_up(&mut n, &keys(3), t(0));
     let forger = neighbor_up(&mut n, &keys(2), t(0));
@@ -45,19 +57,7 @@ fn a_forged_chat_in_the_overlay_stops_at_the_first_node_and_costs_the_forger_its
     };
     let signature = keys(2).sign(b"not the author's signature");
     let chat = wire::Signed { body, signature, hops: 3 };
-    let mut id = [0u8; 32];
-    id[..16].copy_from_slice(&[7; 16]);
-    let gossip = O::Broadcast(plumtree::Message::Gossip {
-        id,
-        origin: keys(4).peer_id(),
-        hops: 1,
-        shared: true,
-        payload: postcard::to_allocvec(&chat).unwrap(),
-    });
-    n.handle(
-        t(1),
-        Input::Frame { link: forger, data: wire::encode(&Message::Overlay { message: gossip, hints: Vec::new() }) },
-    );
+    n.handle(t(1), Input::Frame { link: forger, data: chat_gossip(&chat, keys(4).peer_id(), 1) });
     let outs = drain(&mut n);
     assert!(closed(&outs, forger));
     assert!(!outs.iter().any(|o| matches!(o, Output::Event(Event::Chat { .. }))), "not delivered");
@@ -68,7 +68,6 @@ fn a_forged_chat_in_the_overlay_stops_at_the_first_node_and_costs_the_forger_its
 
 #[test]
 fn a_chat_under_another_origin_than_its_author_costs_the_sender_its_link() {
-    use crate::overlay::{plumtree, Message as O};
     let mut n = node(1);
     let liar = neighbor_up(&mut n, &keys(2), t(0));
     drain(&mut n);
@@ -81,22 +80,8 @@ fn a_chat_under_another_origin_than_its_author_costs_the_sender_its_link() {
         text: "hello".into(),
         unix_ms: t(1).unix_ms(),
     };
-    let bytes = postcard::to_allocvec(&body).unwrap();
-    let signature = author.sign(&crate::identity::signed_bytes(crate::identity::signing_domain::CHAT, &bytes));
-    let chat = wire::Signed { body, signature, hops: 3 };
-    let mut id = [0u8; 32];
-    id[..16].copy_from_slice(&[8; 16]);
-    let gossip = O::Broadcast(plumtree::Message::Gossip {
-        id,
-        origin: keys(5).peer_id(),
-        hops: 2,
-        shared: true,
-        payload: postcard::to_allocvec(&chat).unwrap(),
-    });
-    n.handle(
-        t(1),
-        Input::Frame { link: liar, data: wire::encode(&Message::Overlay { message: gossip, hints: Vec::new() }) },
-    );
+    let chat = signed_chat(&author, body);
+    n.handle(t(1), Input::Frame { link: liar, data: chat_gossip(&chat, keys(5).peer_id(), 2) });
     let outs = drain(&mut n);
     assert!(closed(&outs, liar));
     assert!(!outs.iter().any(|o| matches!(o, Output::Event(Event::Chat { .. }))), "not delivered");
